@@ -1,0 +1,57 @@
+//! Validation counts and history, written behind the answers in batches about a second late and
+//! flushed on graceful shutdown. A crash loses at most that window of counters, never a change.
+
+use keyward_store::{Store, ValidationRecord};
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::sync::mpsc;
+use tokio::task::JoinHandle;
+
+const FLUSH_EVERY: Duration = Duration::from_millis(500);
+const BATCH: usize = 2_000;
+const QUEUE: usize = 200_000;
+
+#[derive(Clone)]
+pub struct Recorder {
+    queue: mpsc::Sender<ValidationRecord>,
+}
+
+impl Recorder {
+    /// Starts the writer; it ends, after a last flush, when every `Recorder` clone is dropped.
+    pub fn start(store: Arc<dyn Store>) -> (Recorder, JoinHandle<()>) {
+        let (queue, mut incoming) = mpsc::channel::<ValidationRecord>(QUEUE);
+        let writer = tokio::spawn(async move {
+            let mut batch = Vec::with_capacity(BATCH);
+            loop {
+                let closed = tokio::select! {
+                    received = incoming.recv_many(&mut batch, BATCH) => received == 0,
+                    _ = tokio::time::sleep(FLUSH_EVERY) => false,
+                };
+                // Fill up what is already waiting so a busy second becomes few transactions.
+                while batch.len() < BATCH {
+                    match incoming.try_recv() {
+                        Ok(record) => batch.push(record),
+                        Err(_) => break,
+                    }
+                }
+                if !batch.is_empty() {
+                    if let Err(err) = store.record_validations(&batch).await {
+                        tracing::warn!(error = %err, records = batch.len(), "could not record validations; dropping this batch");
+                    }
+                    batch.clear();
+                }
+                if closed {
+                    break;
+                }
+            }
+        });
+        (Recorder { queue }, writer)
+    }
+
+    /// Queues one validation; never waits (a full queue drops the record and says so).
+    pub fn record(&self, record: ValidationRecord) {
+        if self.queue.try_send(record).is_err() {
+            tracing::warn!("the validation queue is full; a validation count was dropped");
+        }
+    }
+}

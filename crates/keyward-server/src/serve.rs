@@ -1,0 +1,135 @@
+//! Starting and stopping a keyward node: open the store, bootstrap, serve, drain on shutdown.
+
+use crate::config::Config;
+use crate::extract::route_environment;
+use crate::keys::{load_or_create_master_key, SigningKeys};
+use crate::recorder::Recorder;
+use crate::state::AppState;
+use crate::{routes, tokens};
+use anyhow::Context;
+use axum::extract::{MatchedPath, Request};
+use keyward_core::role::Role;
+use keyward_store::{Audit, SqlStore, Store};
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::sync::{Arc, RwLock};
+use tokio::sync::oneshot;
+use tokio::task::JoinHandle;
+use tower_http::trace::TraceLayer;
+
+/// A node that is serving.
+pub struct Running {
+    pub addr: SocketAddr,
+    /// The owner token created on an empty installation (to print once), if this start made one.
+    pub bootstrap_token: Option<String>,
+    shutdown: Option<oneshot::Sender<()>>,
+    task: JoinHandle<anyhow::Result<()>>,
+}
+
+impl Running {
+    /// Stops accepting, finishes in-flight requests, flushes validation counts.
+    pub async fn stop(mut self) -> anyhow::Result<()> {
+        if let Some(shutdown) = self.shutdown.take() {
+            let _ = shutdown.send(());
+        }
+        self.task.await.context("the server task failed")?
+    }
+
+    /// Serves until the process receives SIGINT or SIGTERM, then stops gracefully.
+    pub async fn until_signal(self) -> anyhow::Result<()> {
+        shutdown_signal().await;
+        tracing::info!("shutting down: finishing requests and flushing validation counts");
+        self.stop().await
+    }
+}
+
+async fn shutdown_signal() {
+    let interrupt = tokio::signal::ctrl_c();
+    #[cfg(unix)]
+    {
+        let mut terminate = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+            .expect("installing a SIGTERM handler");
+        tokio::select! {
+            _ = interrupt => {}
+            _ = terminate.recv() => {}
+        }
+    }
+    #[cfg(not(unix))]
+    let _ = interrupt.await;
+}
+
+/// Opens the configured database (creating the data directory for SQLite) and migrates it.
+pub async fn open_store(config: &Config) -> anyhow::Result<Arc<SqlStore>> {
+    let url = config.database_url();
+    if url.starts_with("sqlite:") {
+        std::fs::create_dir_all(&config.data_dir)
+            .with_context(|| format!("cannot create the data directory {}", config.data_dir.display()))?;
+    }
+    let store = SqlStore::open(&url).await.context("cannot open the database")?;
+    Ok(Arc::new(store))
+}
+
+/// Starts a node on `config.listen` (port 0 picks a free port).
+pub async fn start(config: &Config) -> anyhow::Result<Running> {
+    let store = open_store(config).await?;
+    let environments = store.environments().await?;
+    let mut settings = HashMap::new();
+    for environment in &environments {
+        settings.insert(environment.clone(), store.settings(environment).await?);
+    }
+    let keys = SigningKeys::new(load_or_create_master_key(&config.master_key_file())?);
+    keys.load(store.as_ref(), &environments).await?;
+    let bootstrap_token = bootstrap(store.as_ref(), config).await?;
+
+    let store: Arc<dyn Store> = store;
+    let (recorder, recorder_task) = Recorder::start(store.clone());
+    let state = AppState {
+        store,
+        environments: Arc::new(environments),
+        settings: Arc::new(RwLock::new(settings)),
+        tokens: Default::default(),
+        keys: Arc::new(keys),
+        licenses: Default::default(),
+        recorder,
+    };
+    // Spans name the route template, never the raw path: `/licenses/{id}` may carry a key.
+    let trace = TraceLayer::new_for_http().make_span_with(|req: &Request| {
+        let route = req.extensions().get::<MatchedPath>().map_or("unmatched", |p| p.as_str());
+        tracing::info_span!("request", method = %req.method(), route)
+    });
+    let app = routes::router(state).layer(trace);
+    let app = tower::ServiceExt::map_request(app, route_environment);
+
+    let listener = tokio::net::TcpListener::bind(config.listen)
+        .await
+        .with_context(|| format!("cannot listen on {}", config.listen))?;
+    let addr = listener.local_addr()?;
+    let (shutdown, stopped) = oneshot::channel::<()>();
+    let task = tokio::spawn(async move {
+        axum::serve(listener, axum::ServiceExt::<Request>::into_make_service_with_connect_info::<SocketAddr>(app))
+            .with_graceful_shutdown(async {
+                let _ = stopped.await;
+            })
+            .await
+            .context("the HTTP server failed")?;
+        // Every handle on the recorder is gone with the router: its writer flushes and ends.
+        recorder_task.await.context("the validation recorder failed")?;
+        Ok(())
+    });
+    tracing::info!(%addr, "keyward is serving");
+    Ok(Running { addr, bootstrap_token, shutdown: Some(shutdown), task })
+}
+
+/// On an installation without tokens, creates the first owner token for production.
+async fn bootstrap(store: &dyn Store, config: &Config) -> anyhow::Result<Option<String>> {
+    if store.token_count().await? > 0 {
+        return Ok(None);
+    }
+    if let Some(secret) = &config.bootstrap_token {
+        anyhow::ensure!(secret.len() >= 16, "KEYWARD_BOOTSTRAP_TOKEN must be at least 16 characters");
+    }
+    let audit = Audit { actor: "keyward serve (bootstrap)".into(), ip: None, action: "token.created".into() };
+    let (_, secret) =
+        tokens::create(store, "bootstrap owner", Role::Owner, "production", config.bootstrap_token.clone(), &audit).await?;
+    Ok(Some(secret))
+}

@@ -1,0 +1,561 @@
+//! Licenses, their activations and validation history: the store's busiest records.
+
+use super::audit::{self, snapshot, Target};
+use super::list::{Keyset, Kind, Listing};
+use super::rows::{
+    self, contains_pattern, insert_many, json, micros, now, opt_micros, Arg, Sql, LICENSE_COLUMNS, LICENSE_FROM,
+};
+use super::{is_foreign_key_violation, is_unique_violation, missing_reference, SqlStore};
+use crate::{
+    Activation, ActivationChange, Audit, License, LicenseChanged, LicenseDeleteCheck, LicenseEdit, LicenseQuery,
+    LicenseSort, ListQuery, Order, Page, Result, StoreError, ValidationRecord,
+};
+use keyward_core::LicenseStatus;
+use serde_json::json as json_value;
+use sqlx::{Any, AnyConnection, Transaction};
+use std::collections::BTreeMap;
+
+/// Batches larger than this leave one summary audit event instead of one per license.
+const AUDIT_EACH_UP_TO: usize = 100;
+
+pub(crate) const LICENSE_INSERT_COLUMNS: [&str; 22] = [
+    "id",
+    "environment",
+    "key",
+    "product_id",
+    "generator_id",
+    "customer_id",
+    "status",
+    "activation_limit",
+    "activation_count",
+    "expires_at",
+    "validity_days",
+    "validity_basis",
+    "feature_flags",
+    "metadata",
+    "suspension_reason",
+    "ever_activated",
+    "created_at",
+    "updated_at",
+    "assigned_at",
+    "first_activated_at",
+    "last_validated_at",
+    "validation_count",
+];
+
+/// A license's row as inserted, with `activation_count` as given (0 for new licenses).
+pub(crate) fn license_args(l: &License, activation_count: i64) -> Result<Vec<Arg>> {
+    Ok(vec![
+        l.id.as_str().into(),
+        l.environment.as_str().into(),
+        l.key.as_str().into(),
+        l.product_id.as_str().into(),
+        l.generator_id.as_str().into(),
+        l.customer_id.clone().into(),
+        l.status.as_str().into(),
+        l.activation_limit.get().into(),
+        activation_count.into(),
+        opt_micros(l.expires_at).into(),
+        l.validity.map(|v| v.days).into(),
+        l.validity.map(|v| v.basis.as_str()).into(),
+        json(&l.feature_flags)?.into(),
+        json(&l.metadata)?.into(),
+        l.suspension_reason.clone().into(),
+        i64::from(l.ever_activated).into(),
+        micros(l.created_at).into(),
+        micros(l.updated_at).into(),
+        opt_micros(l.assigned_at).into(),
+        opt_micros(l.first_activated_at).into(),
+        opt_micros(l.last_validated_at).into(),
+        l.validation_count.into(),
+    ])
+}
+
+pub(crate) const ACTIVATION_INSERT_COLUMNS: [&str; 10] =
+    ["id", "license_id", "kind", "fingerprint", "name", "platform", "hostname", "ip", "created_at", "last_seen_at"];
+
+pub(crate) fn activation_args(a: &Activation) -> Result<Vec<Arg>> {
+    Ok(vec![
+        a.id.as_str().into(),
+        a.license_id.as_str().into(),
+        a.kind.as_str().into(),
+        a.fingerprint.as_str().into(),
+        a.name.clone().into(),
+        a.platform.clone().into(),
+        a.hostname.clone().into(),
+        a.ip.clone().into(),
+        micros(a.created_at).into(),
+        micros(a.last_seen_at).into(),
+    ])
+}
+
+pub(crate) const VALIDATION_INSERT_COLUMNS: [&str; 6] =
+    ["environment", "license_id", "validated_at", "code", "fingerprint", "ip"];
+
+pub(crate) fn validation_args(v: &ValidationRecord) -> Result<Vec<Arg>> {
+    Ok(vec![
+        v.environment.as_str().into(),
+        v.license_id.as_str().into(),
+        micros(v.at).into(),
+        rows::validation_code_str(v.code).into(),
+        v.fingerprint.clone().into(),
+        v.ip.clone().into(),
+    ])
+}
+
+/// The ORDER BY of a license list: a never-NULL expression, with its type.
+fn license_sort(sort: LicenseSort) -> (&'static str, Kind) {
+    match sort {
+        LicenseSort::Key => ("l.key", Kind::Text),
+        LicenseSort::Product => ("lower(p.name)", Kind::Text),
+        // Unassigned licenses sort before every email.
+        LicenseSort::Customer => ("COALESCE(c.email, '')", Kind::Text),
+        // The order of a license's life, not the alphabet.
+        LicenseSort::Status => (
+            "CASE l.status WHEN 'available' THEN 0 WHEN 'assigned' THEN 1 WHEN 'active' THEN 2 \
+             WHEN 'inactive' THEN 3 WHEN 'suspended' THEN 4 WHEN 'expired' THEN 5 ELSE 6 END",
+            Kind::Int,
+        ),
+        // Unlimited is more than any limit.
+        LicenseSort::ActivationLimit => {
+            ("CASE WHEN l.activation_limit < 0 THEN 9223372036854775807 ELSE l.activation_limit END", Kind::Int)
+        }
+        // A lifetime license expires after every dated one.
+        LicenseSort::ExpiresAt => ("COALESCE(l.expires_at, 9223372036854775807)", Kind::Int),
+        LicenseSort::CreatedAt => ("l.created_at", Kind::Int),
+    }
+}
+
+fn sort_tag(sort: LicenseSort, order: Order) -> &'static str {
+    use LicenseSort as S;
+    match (sort, order) {
+        (S::Key, Order::Asc) => "licenses.key.asc",
+        (S::Key, Order::Desc) => "licenses.key.desc",
+        (S::Product, Order::Asc) => "licenses.product.asc",
+        (S::Product, Order::Desc) => "licenses.product.desc",
+        (S::Customer, Order::Asc) => "licenses.customer.asc",
+        (S::Customer, Order::Desc) => "licenses.customer.desc",
+        (S::Status, Order::Asc) => "licenses.status.asc",
+        (S::Status, Order::Desc) => "licenses.status.desc",
+        (S::ActivationLimit, Order::Asc) => "licenses.limit.asc",
+        (S::ActivationLimit, Order::Desc) => "licenses.limit.desc",
+        (S::ExpiresAt, Order::Asc) => "licenses.expires.asc",
+        (S::ExpiresAt, Order::Desc) => "licenses.expires.desc",
+        (S::CreatedAt, Order::Asc) => "licenses.created.asc",
+        (S::CreatedAt, Order::Desc) => "licenses.created.desc",
+    }
+}
+
+/// The states time moves to expired, as SQL text.
+fn expirable_list() -> String {
+    LicenseStatus::EXPIRABLE.iter().map(|s| format!("'{}'", s.as_str())).collect::<Vec<_>>().join(", ")
+}
+
+/// Appends the filter for a license's effective status: past expiry plus grace, an expirable
+/// license reads as expired before the sweep writes it.
+fn push_status_filter(filter: &mut Sql, status: LicenseStatus, expired_before: i64) {
+    let status_arg = filter.arg(status.as_str());
+    if status == LicenseStatus::Expired {
+        let before = filter.arg(expired_before);
+        filter.push(&format!(
+            " AND (l.status = {status_arg} OR (l.status IN ({}) AND l.expires_at IS NOT NULL \
+             AND l.expires_at <= {before}))",
+            expirable_list()
+        ));
+    } else if status.is_expirable() {
+        let before = filter.arg(expired_before);
+        filter.push(&format!(" AND l.status = {status_arg} AND (l.expires_at IS NULL OR l.expires_at > {before})"));
+    } else {
+        filter.push(&format!(" AND l.status = {status_arg}"));
+    }
+}
+
+fn mismatched_activation() -> StoreError {
+    StoreError::Conflict { code: "ACTIVATION_NOT_FOUND", message: "the activation is not on this license".into() }
+}
+
+impl SqlStore {
+    /// Tells other nodes (on commit) that a license changed: `env:key`, or `env` for many new ones.
+    async fn announce(&self, conn: &mut AnyConnection, payload: &str) -> Result<()> {
+        if let Some(statement) = self.backend.announce_statement() {
+            sqlx::query(statement).bind(payload).execute(conn).await?;
+        }
+        Ok(())
+    }
+
+    pub(crate) async fn add_licenses(&self, licenses: &[License], audit: &Audit) -> Result<()> {
+        let Some(first) = licenses.first() else { return Ok(()) };
+        let at = now();
+        let mut tx = self.begin_write().await?;
+        insert_many(&mut tx, self.backend, "licenses", &LICENSE_INSERT_COLUMNS, licenses, |l| license_args(l, 0))
+            .await
+            .map_err(|e| {
+                if is_unique_violation(&e) {
+                    StoreError::DuplicateKey
+                } else if is_foreign_key_violation(&e) {
+                    missing_reference("product, generator or customer")
+                } else {
+                    e
+                }
+            })?;
+        if licenses.len() <= AUDIT_EACH_UP_TO {
+            for license in licenses {
+                let stored = License { activation_count: 0, ..license.clone() };
+                let target = Target { environment: &license.environment, kind: "license", id: &license.id };
+                audit::record(&mut tx, audit, target, None, Some(snapshot(&stored)?), at).await?;
+                self.announce(&mut tx, &format!("{}:{}", license.environment, license.key)).await?;
+            }
+        } else {
+            let last = &licenses[licenses.len() - 1];
+            let after = json_value!({"count": licenses.len(), "first_id": first.id, "last_id": last.id});
+            let target = Target { environment: &first.environment, kind: "license_batch", id: &first.id };
+            audit::record(&mut tx, audit, target, None, Some(after), at).await?;
+            let mut environments: Vec<&str> = licenses.iter().map(|l| l.environment.as_str()).collect();
+            environments.sort_unstable();
+            environments.dedup();
+            for environment in environments {
+                self.announce(&mut tx, environment).await?;
+            }
+        }
+        tx.commit().await?;
+        Ok(())
+    }
+
+    /// The license by id or key, preferring the id should a key look like another's id.
+    async fn read_license(&self, conn: &mut AnyConnection, environment: &str, id_or_key: &str) -> Result<Option<License>> {
+        let row = sqlx::query(&format!(
+            "SELECT {LICENSE_COLUMNS} FROM {LICENSE_FROM} WHERE l.environment = $1 AND (l.id = $2 OR l.key = $2) \
+             ORDER BY CASE WHEN l.id = $2 THEN 0 ELSE 1 END LIMIT 1"
+        ))
+        .bind(environment)
+        .bind(id_or_key)
+        .fetch_optional(conn)
+        .await?;
+        row.as_ref().map(rows::license).transpose()
+    }
+
+    async fn read_activations(&self, conn: &mut AnyConnection, license_id: &str) -> Result<Vec<Activation>> {
+        let rows = sqlx::query(&format!(
+            "SELECT {} FROM activations WHERE license_id = $1 ORDER BY created_at, id",
+            rows::activation_columns("", "")
+        ))
+        .bind(license_id)
+        .fetch_all(conn)
+        .await?;
+        rows.iter().map(|row| rows::activation(row, "")).collect()
+    }
+
+    pub(crate) async fn find_license(&self, environment: &str, id_or_key: &str) -> Result<Option<License>> {
+        let mut conn = self.reader.acquire().await?;
+        self.read_license(&mut conn, environment, id_or_key).await
+    }
+
+    /// One indexed statement, so the license and its activations are one consistent picture.
+    pub(crate) async fn snapshot(&self, environment: &str, key: &str) -> Result<Option<(License, Vec<Activation>)>> {
+        let rows = sqlx::query(&format!(
+            "SELECT {LICENSE_COLUMNS}, {} FROM {LICENSE_FROM} LEFT JOIN activations a ON a.license_id = l.id \
+             WHERE l.environment = $1 AND l.key = $2 ORDER BY a.created_at, a.id",
+            rows::activation_columns("a.", "a_")
+        ))
+        .bind(environment)
+        .bind(key)
+        .fetch_all(&self.reader)
+        .await?;
+        let Some(first) = rows.first() else { return Ok(None) };
+        let license = rows::license(first)?;
+        let mut activations = Vec::with_capacity(rows.len());
+        for row in &rows {
+            if sqlx::Row::try_get::<Option<String>, _>(row, "a_id")?.is_some() {
+                activations.push(rows::activation(row, "a_")?);
+            }
+        }
+        Ok(Some((license, activations)))
+    }
+
+    pub(crate) async fn list_licenses(&self, environment: &str, query: &LicenseQuery) -> Result<Page<License>> {
+        let mut filter = Sql::new("WHERE l.environment = ");
+        filter.bind(environment);
+        if let Some(product) = &query.product {
+            filter.push(" AND l.product_id = ").bind(product.as_str());
+        }
+        if let Some(customer) = &query.customer {
+            filter.push(" AND l.customer_id = ").bind(customer.as_str());
+        }
+        if let Some(status) = query.status {
+            push_status_filter(&mut filter, status, micros(query.expired_before));
+        }
+        if let Some(q) = query.q.as_deref().map(str::trim).filter(|q| !q.is_empty()) {
+            let p = filter.arg(contains_pattern(q));
+            filter.push(&format!(
+                " AND (lower(l.key) LIKE {p} ESCAPE '\\' OR lower(c.email) LIKE {p} ESCAPE '\\' \
+                 OR lower(c.name) LIKE {p} ESCAPE '\\' OR lower(p.name) LIKE {p} ESCAPE '\\')"
+            ));
+        }
+        let (sort, sort_kind) = license_sort(query.sort);
+        Listing {
+            pool: &self.reader,
+            columns: LICENSE_COLUMNS,
+            from: LICENSE_FROM,
+            filter,
+            keyset: Keyset {
+                tag: sort_tag(query.sort, query.order),
+                sort,
+                sort_kind,
+                tie: "l.id",
+                tie_kind: Kind::Text,
+                order: query.order,
+            },
+            limit: query.limit,
+            cursor: query.cursor.as_deref(),
+            decode: rows::license,
+        }
+        .fetch()
+        .await
+    }
+
+    /// Takes the license's row lock with a write that changes nothing: concurrent changes of one
+    /// license wait here, on every node. False when no such license exists.
+    async fn lock_license(tx: &mut Transaction<'static, Any>, environment: &str, id_or_key: &str) -> Result<bool> {
+        let locked = sqlx::query(
+            "UPDATE licenses SET updated_at = updated_at WHERE environment = $1 AND (id = $2 OR key = $2)",
+        )
+        .bind(environment)
+        .bind(id_or_key)
+        .execute(&mut **tx)
+        .await?;
+        Ok(locked.rows_affected() > 0)
+    }
+
+    pub(crate) async fn apply_license_change(
+        &self,
+        environment: &str,
+        id_or_key: &str,
+        edit: LicenseEdit,
+        audit: &Audit,
+    ) -> Result<LicenseChanged> {
+        let mut tx = self.begin_write().await?;
+        if !Self::lock_license(&mut tx, environment, id_or_key).await? {
+            return Err(StoreError::NotFound);
+        }
+        let Some(before) = self.read_license(&mut tx, environment, id_or_key).await? else {
+            return Err(StoreError::NotFound);
+        };
+        let activations = self.read_activations(&mut tx, &before.id).await?;
+        let change = match edit(&before, &activations) {
+            Ok(change) => change,
+            Err(refusal) => {
+                tx.rollback().await?;
+                return Err(StoreError::Refused(refusal));
+            }
+        };
+        let id = before.id.as_str();
+        match &change.activation {
+            ActivationChange::None => {}
+            ActivationChange::Add(activation) => {
+                let activation = Activation { license_id: id.to_owned(), ..activation.clone() };
+                insert_many(&mut tx, self.backend, "activations", &ACTIVATION_INSERT_COLUMNS, &[activation], activation_args)
+                    .await
+                    .map_err(|e| {
+                        if is_unique_violation(&e) {
+                            StoreError::Conflict {
+                                code: "ALREADY_ACTIVATED",
+                                message: "this device or site is activated on the license already".into(),
+                            }
+                        } else {
+                            e
+                        }
+                    })?;
+            }
+            ActivationChange::Touch { id: activation_id, at } => {
+                let touched = sqlx::query("UPDATE activations SET last_seen_at = $1 WHERE id = $2 AND license_id = $3")
+                    .bind(micros(*at))
+                    .bind(activation_id.as_str())
+                    .bind(id)
+                    .execute(&mut *tx)
+                    .await?;
+                if touched.rows_affected() == 0 {
+                    return Err(mismatched_activation());
+                }
+            }
+            ActivationChange::Remove { id: activation_id } => {
+                let removed = sqlx::query("DELETE FROM activations WHERE id = $1 AND license_id = $2")
+                    .bind(activation_id.as_str())
+                    .bind(id)
+                    .execute(&mut *tx)
+                    .await?;
+                if removed.rows_affected() == 0 {
+                    return Err(mismatched_activation());
+                }
+            }
+            ActivationChange::RemoveAll => {
+                sqlx::query("DELETE FROM activations WHERE license_id = $1").bind(id).execute(&mut *tx).await?;
+            }
+        }
+        let new = &change.license;
+        sqlx::query(
+            "UPDATE licenses SET customer_id = $1, status = $2, activation_limit = $3, expires_at = $4, \
+             feature_flags = $5, metadata = $6, suspension_reason = $7, ever_activated = $8, updated_at = $9, \
+             assigned_at = $10, first_activated_at = $11, \
+             activation_count = (SELECT COUNT(*) FROM activations WHERE license_id = $12) \
+             WHERE id = $12",
+        )
+        .bind(new.customer_id.clone())
+        .bind(new.status.as_str())
+        .bind(new.activation_limit.get())
+        .bind(opt_micros(new.expires_at))
+        .bind(json(&new.feature_flags)?)
+        .bind(json(&new.metadata)?)
+        .bind(new.suspension_reason.clone())
+        .bind(i64::from(new.ever_activated))
+        .bind(micros(new.updated_at))
+        .bind(opt_micros(new.assigned_at))
+        .bind(opt_micros(new.first_activated_at))
+        .bind(id)
+        .execute(&mut *tx)
+        .await
+        .map_err(|e| {
+            let e = StoreError::from(e);
+            if is_foreign_key_violation(&e) {
+                missing_reference("customer")
+            } else {
+                e
+            }
+        })?;
+        let after = self.read_license(&mut tx, environment, id).await?.ok_or(StoreError::NotFound)?;
+        let activations = self.read_activations(&mut tx, id).await?;
+        let target = Target { environment, kind: "license", id };
+        audit::record(&mut tx, audit, target, Some(snapshot(&before)?), Some(snapshot(&after)?), now()).await?;
+        self.announce(&mut tx, &format!("{environment}:{}", before.key)).await?;
+        tx.commit().await?;
+        Ok(LicenseChanged { before, after, activations, activation: change.activation })
+    }
+
+    pub(crate) async fn remove_license(
+        &self,
+        environment: &str,
+        id_or_key: &str,
+        check: LicenseDeleteCheck,
+        audit: &Audit,
+    ) -> Result<License> {
+        let mut tx = self.begin_write().await?;
+        if !Self::lock_license(&mut tx, environment, id_or_key).await? {
+            return Err(StoreError::NotFound);
+        }
+        let Some(license) = self.read_license(&mut tx, environment, id_or_key).await? else {
+            return Err(StoreError::NotFound);
+        };
+        if let Err(refusal) = check(&license) {
+            tx.rollback().await?;
+            return Err(StoreError::Refused(refusal));
+        }
+        for statement in [
+            "DELETE FROM activations WHERE license_id = $1",
+            "DELETE FROM validations WHERE license_id = $1",
+            "DELETE FROM licenses WHERE id = $1",
+        ] {
+            sqlx::query(statement).bind(license.id.as_str()).execute(&mut *tx).await?;
+        }
+        let target = Target { environment, kind: "license", id: &license.id };
+        audit::record(&mut tx, audit, target, Some(snapshot(&license)?), None, now()).await?;
+        self.announce(&mut tx, &format!("{environment}:{}", license.key)).await?;
+        tx.commit().await?;
+        Ok(license)
+    }
+
+    pub(crate) async fn list_activations(&self, environment: &str, license_id: &str) -> Result<Vec<Activation>> {
+        let rows = sqlx::query(&format!(
+            "SELECT {} FROM activations a JOIN licenses l ON l.id = a.license_id \
+             WHERE l.environment = $1 AND a.license_id = $2 ORDER BY a.created_at, a.id",
+            rows::activation_columns("a.", "")
+        ))
+        .bind(environment)
+        .bind(license_id)
+        .fetch_all(&self.reader)
+        .await?;
+        rows.iter().map(|row| rows::activation(row, "")).collect()
+    }
+
+    pub(crate) async fn find_activation(&self, environment: &str, activation_id: &str) -> Result<Option<Activation>> {
+        let row = sqlx::query(&format!(
+            "SELECT {} FROM activations a JOIN licenses l ON l.id = a.license_id \
+             WHERE l.environment = $1 AND a.id = $2",
+            rows::activation_columns("a.", "")
+        ))
+        .bind(environment)
+        .bind(activation_id)
+        .fetch_optional(&self.reader)
+        .await?;
+        row.as_ref().map(|row| rows::activation(row, "")).transpose()
+    }
+
+    /// Counts and history of validations answered from memory. Leaves `updated_at` and the
+    /// audit log alone; rows of a license deleted meanwhile are dropped.
+    pub(crate) async fn write_validations(&self, batch: &[ValidationRecord]) -> Result<()> {
+        if batch.is_empty() {
+            return Ok(());
+        }
+        // Licenses in id order, so two batches on two nodes never wait for each other in a circle.
+        let mut per_license: BTreeMap<(&str, &str), (i64, i64)> = BTreeMap::new();
+        for record in batch {
+            let entry = per_license.entry((record.license_id.as_str(), record.environment.as_str())).or_insert((0, i64::MIN));
+            entry.0 += 1;
+            entry.1 = entry.1.max(micros(record.at));
+        }
+        let mut tx = self.begin_write().await?;
+        let mut gone = Vec::new();
+        for (&(license_id, environment), &(count, latest)) in &per_license {
+            let updated = sqlx::query(
+                "UPDATE licenses SET validation_count = validation_count + $1, \
+                 last_validated_at = CASE WHEN last_validated_at IS NULL OR last_validated_at < $2 THEN $2 \
+                 ELSE last_validated_at END \
+                 WHERE id = $3 AND environment = $4",
+            )
+            .bind(count)
+            .bind(latest)
+            .bind(license_id)
+            .bind(environment)
+            .execute(&mut *tx)
+            .await?;
+            if updated.rows_affected() == 0 {
+                gone.push((license_id, environment));
+            }
+        }
+        let kept: Vec<&ValidationRecord> = batch
+            .iter()
+            .filter(|r| !gone.contains(&(r.license_id.as_str(), r.environment.as_str())))
+            .collect();
+        insert_many(&mut tx, self.backend, "validations", &VALIDATION_INSERT_COLUMNS, &kept, |r| validation_args(r))
+            .await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
+    pub(crate) async fn list_validations(
+        &self,
+        environment: &str,
+        license_id: &str,
+        query: &ListQuery,
+    ) -> Result<Page<ValidationRecord>> {
+        let mut filter = Sql::new("WHERE environment = ");
+        filter.bind(environment).push(" AND license_id = ").bind(license_id);
+        Listing {
+            pool: &self.reader,
+            columns: "environment, license_id, validated_at, code, fingerprint, ip",
+            from: "validations",
+            filter,
+            keyset: Keyset {
+                tag: "validations",
+                sort: "validated_at",
+                sort_kind: Kind::Int,
+                tie: "seq",
+                tie_kind: Kind::Int,
+                order: Order::Desc,
+            },
+            limit: query.limit,
+            cursor: query.cursor.as_deref(),
+            decode: rows::validation,
+        }
+        .fetch()
+        .await
+    }
+}
