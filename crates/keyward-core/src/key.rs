@@ -61,7 +61,9 @@ pub enum KeyFormat {
         alphabet: Option<String>,
     },
     /// `ACME-{5}-{5}-{5}`: `{n}` is n random symbols of Crockford base32.
-    Pattern { template: String },
+    Pattern {
+        template: String,
+    },
 }
 
 /// A format that passed its checks, with how much randomness each key carries.
@@ -316,7 +318,11 @@ fn chunked_spec<'a>(
     }
     let bytes = symbols.as_bytes();
     if let Some((i, &repeated)) = bytes.iter().enumerate().find(|(i, b)| bytes[..*i].contains(b)) {
-        return Err(InvalidValue(format!("alphabet repeats the symbol `{}` (at position {})", repeated as char, i + 1)));
+        return Err(InvalidValue(format!(
+            "alphabet repeats the symbol `{}` (at position {})",
+            repeated as char,
+            i + 1
+        )));
     }
     if let Some(prefix) = prefix {
         if !is_prefix(prefix) {
@@ -445,7 +451,8 @@ fn parse_template(template: &str) -> Result<Vec<Piece<'_>>, InvalidValue> {
                 return Err(InvalidValue("template has a `}` without a `{` before it".into()));
             }
             Some(0) => {
-                let close = rest.find('}').ok_or_else(|| InvalidValue("template has a `{` without a `}` after it".into()))?;
+                let close =
+                    rest.find('}').ok_or_else(|| InvalidValue("template has a `{` without a `}` after it".into()))?;
                 let inside = &rest[1..close];
                 let n = parse_placeholder(inside).ok_or_else(|| {
                     InvalidValue(format!(
@@ -522,11 +529,13 @@ fn pattern_can_look_chunked(pieces: &[Piece<'_>]) -> bool {
         }
     }
     let mut seen = [false; 17];
-    groups.iter().filter(|(length, crockford)| *crockford && GROUP_LENGTH.contains(&(*length as u32))).any(|(length, _)| {
-        let twice = seen[*length];
-        seen[*length] = true;
-        twice
-    })
+    groups.iter().filter(|(length, crockford)| *crockford && GROUP_LENGTH.contains(&(*length as u32))).any(
+        |(length, _)| {
+            let twice = seen[*length];
+            seen[*length] = true;
+            twice
+        },
+    )
 }
 
 #[cfg(test)]
@@ -585,12 +594,17 @@ mod tests {
         assert!(message(&chunked(None, 17, 5, None)).starts_with("groups must be between 1 and 16"));
         assert_eq!(message(&chunked(None, 4, 1, None)), "group_length must be between 2 and 16");
         assert_eq!(message(&chunked(None, 4, 17, None)), "group_length must be between 2 and 16");
-        assert!(message(&chunked(None, 4, 5, Some("0123456789ABCDE"))).contains("between 16 and 64 symbols (it has 15)"));
+        assert!(
+            message(&chunked(None, 4, 5, Some("0123456789ABCDE"))).contains("between 16 and 64 symbols (it has 15)")
+        );
         assert!(message(&chunked(None, 4, 5, Some(&"x".repeat(65)))).contains("between 16 and 64"));
         assert!(message(&chunked(None, 4, 5, Some("0123456789ABCDE-"))).contains("other than `-`"));
         assert!(message(&chunked(None, 4, 5, Some("0123456789ABCDE "))).contains("visible ASCII"));
         assert!(message(&chunked(None, 4, 5, Some("0123456789ABCDEé"))).contains("visible ASCII"));
-        assert_eq!(message(&chunked(None, 4, 5, Some("0123456789ABCDEA"))), "alphabet repeats the symbol `A` (at position 16)");
+        assert_eq!(
+            message(&chunked(None, 4, 5, Some("0123456789ABCDEA"))),
+            "alphabet repeats the symbol `A` (at position 16)"
+        );
         for prefix in ["", "AC-ME", "ACME!", "ÄCME", &"A".repeat(17)] {
             assert!(message(&chunked(Some(prefix), 4, 5, None)).starts_with("prefix must be 1 to 16"), "{prefix:?}");
         }
@@ -731,7 +745,8 @@ mod tests {
 
     #[test]
     fn keys_that_do_not_look_chunked_pass_the_typo_check() {
-        for key in ["", "x", "not-a-license", "ACME-{5}", "ACME-12345678", "PRO-2024-ABCDEFG", "a b c", "ÄÖÜ-ÄÖÜ-ÄÖÜ"] {
+        for key in ["", "x", "not-a-license", "ACME-{5}", "ACME-12345678", "PRO-2024-ABCDEFG", "a b c", "ÄÖÜ-ÄÖÜ-ÄÖÜ"]
+        {
             assert!(key_looks_valid(key), "{key:?}");
         }
         // Two equal Crockford groups (`N0T` and `KEY`): taken for a chunked key, with a broken shape.
@@ -760,7 +775,8 @@ mod tests {
     fn pattern_keys_of_other_symbols_are_refused() {
         let format = pattern("ACME-{4}.{2}");
         assert!(format.looks_valid("ACME-7K3Q.9Z"));
-        for key in ["ACME-7K3Q.9", "ACME-7K3Q.9ZZ", "ACME-7k3Q.9Z", "ACME-7K3U.9Z", "acme-7K3Q.9Z", "ACME-7K3Q-9Z", ""] {
+        for key in ["ACME-7K3Q.9", "ACME-7K3Q.9ZZ", "ACME-7k3Q.9Z", "ACME-7K3U.9Z", "acme-7K3Q.9Z", "ACME-7K3Q-9Z", ""]
+        {
             assert!(!format.looks_valid(key), "{key:?}");
         }
     }
@@ -779,9 +795,19 @@ mod tests {
             proptest::option::of("[A-Za-z0-9]{1,6}"),
             1u32..=5,
             2u32..=6,
-            prop_oneof![Just(None), Just(Some(CROCKFORD.to_owned())), Just(Some(CUSTOM.to_owned())), Just(Some("0123456789abcdef".to_owned()))],
+            prop_oneof![
+                Just(None),
+                Just(Some(CROCKFORD.to_owned())),
+                Just(Some(CUSTOM.to_owned())),
+                Just(Some("0123456789abcdef".to_owned()))
+            ],
         )
-            .prop_map(|(prefix, groups, group_length, alphabet)| KeyFormat::Chunked { prefix, groups, group_length, alphabet })
+            .prop_map(|(prefix, groups, group_length, alphabet)| KeyFormat::Chunked {
+                prefix,
+                groups,
+                group_length,
+                alphabet,
+            })
     }
 
     /// A chunked key in the default alphabet with at least three random groups of three or more.

@@ -76,7 +76,12 @@ impl OfflineFile {
 ///
 /// A file bound to a fingerprint is accepted when the caller gives none, and an unbound file is
 /// accepted whatever the caller gives: only two different fingerprints are a mismatch.
-pub fn verify_file(bytes: &[u8], ring: &KeyRing, now: DateTime<Utc>, fingerprint: Option<&str>) -> Result<OfflineClaims, OfflineError> {
+pub fn verify_file(
+    bytes: &[u8],
+    ring: &KeyRing,
+    now: DateTime<Utc>,
+    fingerprint: Option<&str>,
+) -> Result<OfflineClaims, OfflineError> {
     let malformed = |why: String| OfflineError::Malformed(why);
     if bytes.len() > MAX_FILE_BYTES {
         return Err(OfflineError::TooLarge);
@@ -84,7 +89,9 @@ pub fn verify_file(bytes: &[u8], ring: &KeyRing, now: DateTime<Utc>, fingerprint
     let text = std::str::from_utf8(bytes).map_err(|_| malformed("not UTF-8 text".into()))?;
     let file: OfflineFile = serde_json::from_str(text).map_err(|e| {
         malformed(match e.classify() {
-            serde_json::error::Category::Data => "expected an object with `payload`, `sig`, `alg` and `kid` strings".into(),
+            serde_json::error::Category::Data => {
+                "expected an object with `payload`, `sig`, `alg` and `kid` strings".into()
+            }
             _ => format!("not JSON ({})", position(&e)),
         })
     })?;
@@ -92,14 +99,15 @@ pub fn verify_file(bytes: &[u8], ring: &KeyRing, now: DateTime<Utc>, fingerprint
         return Err(OfflineError::UnsupportedAlgorithm(clip(&file.alg)));
     }
     let key = ring.keys.get(&file.kid).ok_or_else(|| OfflineError::UnknownKey(clip(&file.kid)))?;
-    let sig = URL_SAFE_NO_PAD.decode(&file.sig).map_err(|_| malformed("`sig` is not base64url without padding".into()))?;
+    let sig =
+        URL_SAFE_NO_PAD.decode(&file.sig).map_err(|_| malformed("`sig` is not base64url without padding".into()))?;
     let sig: [u8; 64] = sig.try_into().map_err(|_| OfflineError::BadSignature)?;
     key.verify_strict(file.payload.as_bytes(), &Signature::from_bytes(&sig)).map_err(|_| OfflineError::BadSignature)?;
     let json = URL_SAFE_NO_PAD
         .decode(&file.payload)
         .map_err(|_| malformed("`payload` is not base64url without padding".into()))?;
-    let claims: OfflineClaims =
-        serde_json::from_slice(&json).map_err(|e| malformed(format!("the claims are not a license ({})", claims_reason(&e))))?;
+    let claims: OfflineClaims = serde_json::from_slice(&json)
+        .map_err(|e| malformed(format!("the claims are not a license ({})", claims_reason(&e))))?;
     if claims.exp <= now.timestamp() {
         return Err(OfflineError::Expired(DateTime::from_timestamp(claims.exp, 0).unwrap_or(DateTime::<Utc>::MIN_UTC)));
     }
@@ -115,7 +123,9 @@ pub fn verify_file(bytes: &[u8], ring: &KeyRing, now: DateTime<Utc>, fingerprint
 fn claims_reason(error: &serde_json::Error) -> String {
     let message = error.to_string();
     match message.split_once(" at line ") {
-        Some((reason, _)) if reason.starts_with("missing field") || reason.starts_with("duplicate field") => reason.into(),
+        Some((reason, _)) if reason.starts_with("missing field") || reason.starts_with("duplicate field") => {
+            reason.into()
+        }
         _ => position(error),
     }
 }
@@ -186,11 +196,17 @@ mod tests {
         let exp = claims(None).exp;
         assert_eq!(verify_file(&bytes, &s.key_ring(), at(exp), None), Err(OfflineError::Expired(at(exp))));
         assert!(verify_file(&bytes, &s.key_ring(), at(exp - 1), None).is_ok());
-        assert_eq!(verify_file(&bytes, &s.key_ring(), at(NOW), Some("device-2")), Err(OfflineError::FingerprintMismatch));
+        assert_eq!(
+            verify_file(&bytes, &s.key_ring(), at(NOW), Some("device-2")),
+            Err(OfflineError::FingerprintMismatch)
+        );
         let mut ancient = claims(None);
         ancient.exp = i64::MIN;
         let ancient = file_bytes(&ancient, &s);
-        assert_eq!(verify_file(&ancient, &s.key_ring(), at(NOW), None), Err(OfflineError::Expired(DateTime::<Utc>::MIN_UTC)));
+        assert_eq!(
+            verify_file(&ancient, &s.key_ring(), at(NOW), None),
+            Err(OfflineError::Expired(DateTime::<Utc>::MIN_UTC))
+        );
     }
 
     #[test]
@@ -209,12 +225,21 @@ mod tests {
         assert_eq!(verify_file(&vec![b' '; MAX_FILE_BYTES + 1], &ring, at(NOW), None), Err(OfflineError::TooLarge));
         assert_eq!(verify_file(b"\xff{}", &ring, at(NOW), None), malformed("not UTF-8 text"));
         assert_eq!(verify_file(b"{\"payload\":", &ring, at(NOW), None), malformed("not JSON (line 1, column 11)"));
-        assert_eq!(verify_file(b"[1]", &ring, at(NOW), None), malformed("expected an object with `payload`, `sig`, `alg` and `kid` strings"));
-        assert_eq!(check(&with("sig", 5.into())), malformed("expected an object with `payload`, `sig`, `alg` and `kid` strings"));
+        assert_eq!(
+            verify_file(b"[1]", &ring, at(NOW), None),
+            malformed("expected an object with `payload`, `sig`, `alg` and `kid` strings")
+        );
+        assert_eq!(
+            check(&with("sig", 5.into())),
+            malformed("expected an object with `payload`, `sig`, `alg` and `kid` strings")
+        );
         assert_eq!(check(&with("alg", "rs256".into())), Err(OfflineError::UnsupportedAlgorithm("rs256".into())));
         assert_eq!(check(&with("kid", "other".into())), Err(OfflineError::UnknownKey("other".into())));
         assert_eq!(check(&with("sig", "not base64!".into())), malformed("`sig` is not base64url without padding"));
-        assert_eq!(check(&with("sig", format!("{}==", good.sig).into())), malformed("`sig` is not base64url without padding"));
+        assert_eq!(
+            check(&with("sig", format!("{}==", good.sig).into())),
+            malformed("`sig` is not base64url without padding")
+        );
         assert_eq!(check(&with("sig", URL_SAFE_NO_PAD.encode([1; 63]).into())), Err(OfflineError::BadSignature));
         assert_eq!(check(&with("sig", URL_SAFE_NO_PAD.encode([1; 64]).into())), Err(OfflineError::BadSignature));
 

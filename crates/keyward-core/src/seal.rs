@@ -95,7 +95,10 @@ mod tests {
             (format!("v1.{nonce}=.{ciphertext}"), SealError::Malformed("the nonce is not base64url")),
             (format!("v1.{}.{ciphertext}", &nonce[..28]), SealError::Malformed("the nonce is not 24 bytes")),
             (format!("v1.{nonce}.{ciphertext}!"), SealError::Malformed("the ciphertext is not base64url")),
-            (format!("v1.{nonce}.{}", &ciphertext[..20]), SealError::Malformed("the ciphertext is shorter than its tag")),
+            (
+                format!("v1.{nonce}.{}", &ciphertext[..20]),
+                SealError::Malformed("the ciphertext is shorter than its tag"),
+            ),
             ("x".repeat(MAX_SEALED_LEN + 1), SealError::Malformed("too long")),
         ];
         for (value, error) in cases {

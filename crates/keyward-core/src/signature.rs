@@ -219,7 +219,8 @@ pub fn parse_header(header: &str) -> Result<SignatureHeader, SignatureError> {
         *slot = Some(value);
     }
     let (Some(kid), Some(alg), Some(sig)) = (kid, alg, sig) else {
-        let missing = [("kid", kid), ("alg", alg), ("sig", sig)].iter().find(|(_, v)| v.is_none()).map_or("", |(n, _)| n);
+        let missing =
+            [("kid", kid), ("alg", alg), ("sig", sig)].iter().find(|(_, v)| v.is_none()).map_or("", |(n, _)| n);
         return Err(malformed(format!("`{missing}` is missing")));
     };
     if alg != ALGORITHM {
@@ -328,19 +329,37 @@ mod tests {
             other => panic!("{header:?} gave {other:?}"),
         };
         assert_eq!(malformed(""), "expected `name=value` parameters separated by commas");
-        assert_eq!(malformed(&format!("kid={kid}, alg=ed25519, sig={sig},")), "expected `name=value` parameters separated by commas");
+        assert_eq!(
+            malformed(&format!("kid={kid}, alg=ed25519, sig={sig},")),
+            "expected `name=value` parameters separated by commas"
+        );
         assert_eq!(malformed(&format!("kid={kid}, kid={kid}, alg=ed25519, sig={sig}")), "`kid` appears twice");
         assert_eq!(malformed(&format!("kid={kid}, alg=ed25519, sig={sig}, extra=1")), "unknown parameter `extra`");
         assert_eq!(malformed(&format!("KID={kid}, alg=ed25519, sig={sig}")), "unknown parameter `KID`");
         assert_eq!(malformed(&format!("kid={kid}, alg=ed25519")), "`sig` is missing");
         assert_eq!(malformed(&format!("alg=ed25519, sig={sig}")), "`kid` is missing");
         assert_eq!(malformed(&format!("kid=, alg=ed25519, sig={sig}")), "`kid` is empty");
-        assert_eq!(malformed(&format!("kid=a b, alg=ed25519, sig={sig}")), "`kid` must be 1 to 64 visible ASCII characters");
-        assert_eq!(malformed(&format!("kid={kid}, alg=ed25519, sig={}", &sig[..86])), "`sig` is not base64 (standard, padded)");
+        assert_eq!(
+            malformed(&format!("kid=a b, alg=ed25519, sig={sig}")),
+            "`kid` must be 1 to 64 visible ASCII characters"
+        );
+        assert_eq!(
+            malformed(&format!("kid={kid}, alg=ed25519, sig={}", &sig[..86])),
+            "`sig` is not base64 (standard, padded)"
+        );
         let url_safe = base64::engine::general_purpose::URL_SAFE.encode([0xfb; 64]);
-        assert_eq!(malformed(&format!("kid={kid}, alg=ed25519, sig={url_safe}")), "`sig` is not base64 (standard, padded)");
-        assert_eq!(malformed(&format!("kid={kid}, alg=ed25519, sig={}", STANDARD.encode([1; 63]))), "`sig` is 63 bytes, not 64");
-        assert_eq!(malformed(&format!("kid={kid}, alg=ed25519, sig={sig}{}", " ".repeat(512))), "longer than 512 bytes");
+        assert_eq!(
+            malformed(&format!("kid={kid}, alg=ed25519, sig={url_safe}")),
+            "`sig` is not base64 (standard, padded)"
+        );
+        assert_eq!(
+            malformed(&format!("kid={kid}, alg=ed25519, sig={}", STANDARD.encode([1; 63]))),
+            "`sig` is 63 bytes, not 64"
+        );
+        assert_eq!(
+            malformed(&format!("kid={kid}, alg=ed25519, sig={sig}{}", " ".repeat(512))),
+            "longer than 512 bytes"
+        );
         assert_eq!(
             parse_header(&format!("kid={kid}, alg=rsa-sha256, sig={sig}")),
             Err(SignatureError::UnsupportedAlgorithm("rsa-sha256".into()))
@@ -386,16 +405,32 @@ mod tests {
             ("[]", "expected an object with a `keys` array"),
             ("{", "not JSON (line 1, column 1)"),
             (r#"{"keys": [{"kid": "a"}]}"#, "key 1 has no `alg` string"),
-            (&format!(r#"{{"keys": [{{"kid": "a", "alg": "ed25519", "public_key": "{short}"}}]}}"#), "key 1: the public key is 31 bytes, not 32"),
-            (r#"{"keys": [{"kid": "a", "alg": "ed25519", "public_key": "%%%"}]}"#, "key 1: the public key is not base64"),
-            (r#"{"keys": [{"kid": "a", "alg": "ed25519"}]}"#, "key 1 needs `kid` and `public_key` strings"),
-            (&format!(r#"{{"keys": [{{"kid": "a", "alg": "ed25519", "public_key": "{good}", "status": "revoked"}}]}}"#), "key 1 has an unknown status `revoked`"),
             (
-                &format!(r#"{{"keys": [{{"kid": "a", "alg": "ed25519", "public_key": "{good}"}}, {{"kid": "a", "alg": "ed25519", "public_key": "{good}"}}]}}"#),
+                &format!(r#"{{"keys": [{{"kid": "a", "alg": "ed25519", "public_key": "{short}"}}]}}"#),
+                "key 1: the public key is 31 bytes, not 32",
+            ),
+            (
+                r#"{"keys": [{"kid": "a", "alg": "ed25519", "public_key": "%%%"}]}"#,
+                "key 1: the public key is not base64",
+            ),
+            (r#"{"keys": [{"kid": "a", "alg": "ed25519"}]}"#, "key 1 needs `kid` and `public_key` strings"),
+            (
+                &format!(
+                    r#"{{"keys": [{{"kid": "a", "alg": "ed25519", "public_key": "{good}", "status": "revoked"}}]}}"#
+                ),
+                "key 1 has an unknown status `revoked`",
+            ),
+            (
+                &format!(
+                    r#"{{"keys": [{{"kid": "a", "alg": "ed25519", "public_key": "{good}"}}, {{"kid": "a", "alg": "ed25519", "public_key": "{good}"}}]}}"#
+                ),
                 "key 2 has an empty or repeated kid",
             ),
             (
-                &format!(r#"{{"keys": [{{"kid": "a", "alg": "ed25519", "public_key": "{}"}}]}}"#, STANDARD.encode([0u8; 32])),
+                &format!(
+                    r#"{{"keys": [{{"kid": "a", "alg": "ed25519", "public_key": "{}"}}]}}"#,
+                    STANDARD.encode([0u8; 32])
+                ),
                 "key 1: the public key is a weak (small-order) key",
             ),
         ];

@@ -89,7 +89,7 @@ pub struct FeatureFlags(Map<String, Value>);
 impl FeatureFlags {
     pub fn parse(value: Value) -> Result<Self, InvalidValue> {
         match value {
-            Value::Object(map) if serde_json::to_vec(&map).map_or(false, |v| v.len() <= Metadata::MAX_BYTES) => {
+            Value::Object(map) if serde_json::to_vec(&map).is_ok_and(|v| v.len() <= Metadata::MAX_BYTES) => {
                 Ok(FeatureFlags(map))
             }
             Value::Object(_) => Err(invalid(format!("must be at most {} bytes", Metadata::MAX_BYTES))),

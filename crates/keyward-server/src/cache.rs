@@ -15,42 +15,42 @@ pub struct Snapshot {
     pub last_validated_micros: AtomicI64,
 }
 
-pub enum Cached {
-    Found(Snapshot),
-    /// No license has this key (cached so a flood of wrong keys never reaches the database).
-    Missing,
-}
-
 /// How many unknown keys are remembered before the oldest memory of them is dropped.
 const MAX_MISSING: usize = 100_000;
 
 #[derive(Default)]
 pub struct LicenseCache {
-    entries: DashMap<(String, String), Arc<Cached>>,
+    /// `None` remembers that no license has this key, so a flood of wrong keys never reaches the database.
+    entries: DashMap<(String, String), Option<Arc<Snapshot>>>,
     missing: AtomicUsize,
     /// Bumped by every invalidation; a load that raced one is not cached.
     epoch: AtomicU64,
 }
 
 impl LicenseCache {
-    pub async fn get(&self, store: &dyn Store, environment: &str, key: &str) -> Result<Arc<Cached>, StoreError> {
+    /// The license with this key, from memory when it can be.
+    pub async fn get(
+        &self,
+        store: &dyn Store,
+        environment: &str,
+        key: &str,
+    ) -> Result<Option<Arc<Snapshot>>, StoreError> {
         // The map is keyed by owned strings; a borrowed lookup would need a custom key type.
         let map_key = (environment.to_owned(), key.to_owned());
         if let Some(entry) = self.entries.get(&map_key) {
             return Ok(entry.clone());
         }
         let epoch = self.epoch.load(Ordering::Acquire);
-        let loaded = Arc::new(match store.license_snapshot(environment, key).await? {
-            Some((license, activations)) => Cached::Found(Snapshot {
+        let loaded = store.license_snapshot(environment, key).await?.map(|(license, activations)| {
+            Arc::new(Snapshot {
                 license,
                 activations,
                 validations_since_load: AtomicI64::new(0),
                 last_validated_micros: AtomicI64::new(0),
-            }),
-            None => Cached::Missing,
+            })
         });
         if self.epoch.load(Ordering::Acquire) == epoch {
-            if matches!(*loaded, Cached::Missing) && self.missing.fetch_add(1, Ordering::Relaxed) >= MAX_MISSING {
+            if loaded.is_none() && self.missing.fetch_add(1, Ordering::Relaxed) >= MAX_MISSING {
                 self.forget_missing();
             }
             self.entries.insert(map_key, loaded.clone());
@@ -64,6 +64,19 @@ impl LicenseCache {
         self.entries.remove(&(environment.to_owned(), key.to_owned()));
     }
 
+    /// Forgets every snapshot (a missed cross-node message could have made any of them stale).
+    pub fn clear(&self) {
+        self.epoch.fetch_add(1, Ordering::AcqRel);
+        self.entries.clear();
+        self.missing.store(0, Ordering::Relaxed);
+    }
+
+    /// Forgets the keys remembered as unknown, after licenses were created in bulk elsewhere.
+    pub fn forget_unknown(&self) {
+        self.epoch.fetch_add(1, Ordering::AcqRel);
+        self.forget_missing();
+    }
+
     pub fn len(&self) -> usize {
         self.entries.len()
     }
@@ -73,7 +86,7 @@ impl LicenseCache {
     }
 
     fn forget_missing(&self) {
-        self.entries.retain(|_, entry| matches!(**entry, Cached::Found(_)));
+        self.entries.retain(|_, entry| entry.is_some());
         self.missing.store(0, Ordering::Relaxed);
     }
 }

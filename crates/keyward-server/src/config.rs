@@ -98,9 +98,9 @@ impl Config {
             }
             match name.as_str() {
                 "KEYWARD_LISTEN" => {
-                    config.listen = value
-                        .parse()
-                        .map_err(|_| anyhow::anyhow!("KEYWARD_LISTEN `{value}` is not an address like 127.0.0.1:8080"))?
+                    config.listen = value.parse().map_err(|_| {
+                        anyhow::anyhow!("KEYWARD_LISTEN `{value}` is not an address like 127.0.0.1:8080")
+                    })?
                 }
                 "KEYWARD_DATA_DIR" => config.data_dir = PathBuf::from(value),
                 "KEYWARD_DATABASE_URL" => config.database_url = Some(value),

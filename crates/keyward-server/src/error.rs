@@ -56,7 +56,9 @@ impl ApiError {
         match refusal {
             Refusal::Transition(_) => ApiError::new(StatusCode::CONFLICT, "INVALID_TRANSITION", message),
             Refusal::State(code) => ApiError::new(StatusCode::CONFLICT, code.as_str(), message),
-            Refusal::ActivationLimitExceeded => ApiError::new(StatusCode::CONFLICT, "ACTIVATION_LIMIT_EXCEEDED", message),
+            Refusal::ActivationLimitExceeded => {
+                ApiError::new(StatusCode::CONFLICT, "ACTIVATION_LIMIT_EXCEEDED", message)
+            }
             Refusal::NotActivated => ApiError::new(StatusCode::NOT_FOUND, "NOT_ACTIVATED", message),
             Refusal::WasActivated => ApiError::new(StatusCode::CONFLICT, "LICENSE_WAS_ACTIVATED", message),
             Refusal::Invalid(message) => ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, "INVALID_FIELD", message),
@@ -77,7 +79,9 @@ impl ApiError {
     }
 
     pub fn body(&self) -> ErrorBody {
-        ErrorBody { error: ErrorDetail { code: self.code.to_owned(), message: self.message.clone(), field: self.field.clone() } }
+        ErrorBody {
+            error: ErrorDetail { code: self.code.to_owned(), message: self.message.clone(), field: self.field.clone() },
+        }
     }
 }
 
@@ -86,7 +90,9 @@ impl From<StoreError> for ApiError {
         match err {
             StoreError::NotFound => ApiError::not_found("record"),
             StoreError::Conflict { code, message } => ApiError::new(StatusCode::CONFLICT, code, message),
-            StoreError::DuplicateKey => ApiError::new(StatusCode::CONFLICT, "KEY_TAKEN", "a license with this key exists already"),
+            StoreError::DuplicateKey => {
+                ApiError::new(StatusCode::CONFLICT, "KEY_TAKEN", "a license with this key exists already")
+            }
             StoreError::Refused(refusal) => ApiError::refused(refusal),
             other => {
                 tracing::error!(error = %other, "store failure");

@@ -18,11 +18,21 @@ pub struct JsonBody<T>(pub T);
 impl<T: DeserializeOwned> JsonBody<T> {
     pub fn parse(bytes: &[u8]) -> Result<T, ApiError> {
         if bytes.iter().all(u8::is_ascii_whitespace) {
-            return Err(ApiError::new(StatusCode::BAD_REQUEST, "MALFORMED_JSON", "the request body is empty; send a JSON object"));
+            return Err(ApiError::new(
+                StatusCode::BAD_REQUEST,
+                "MALFORMED_JSON",
+                "the request body is empty; send a JSON object",
+            ));
         }
         // serde would read a struct from an array too; a request body is an object.
-        if bytes.iter().find(|b| !b.is_ascii_whitespace()).is_some_and(|&b| b != b'{') && serde_json::from_slice::<serde_json::Value>(bytes).is_ok() {
-            return Err(ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, "INVALID_BODY", "the body must be a JSON object"));
+        if bytes.iter().find(|b| !b.is_ascii_whitespace()).is_some_and(|&b| b != b'{')
+            && serde_json::from_slice::<serde_json::Value>(bytes).is_ok()
+        {
+            return Err(ApiError::new(
+                StatusCode::UNPROCESSABLE_ENTITY,
+                "INVALID_BODY",
+                "the body must be a JSON object",
+            ));
         }
         let mut deserializer = serde_json::Deserializer::from_slice(bytes);
         let value = serde_path_to_error::deserialize(&mut deserializer).map_err(|err| {
@@ -83,7 +93,11 @@ impl FromRequestParts<AppState> for Env {
         if state.has_environment(name) {
             Ok(Env(name.to_owned()))
         } else {
-            Err(ApiError::new(StatusCode::NOT_FOUND, "ENVIRONMENT_NOT_FOUND", format!("no environment is named `{name}`")))
+            Err(ApiError::new(
+                StatusCode::NOT_FOUND,
+                "ENVIRONMENT_NOT_FOUND",
+                format!("no environment is named `{name}`"),
+            ))
         }
     }
 }
@@ -158,8 +172,7 @@ impl FromRequestParts<AppState> for Caller {
 
     async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, Self::Rejection> {
         let Env(environment) = Env::from_request_parts(parts, state).await?;
-        let unauthorized =
-            |message: &str| ApiError::new(StatusCode::UNAUTHORIZED, "UNAUTHORIZED", message.to_owned());
+        let unauthorized = |message: &str| ApiError::new(StatusCode::UNAUTHORIZED, "UNAUTHORIZED", message.to_owned());
         let header = parts
             .headers
             .get(header::AUTHORIZATION)
@@ -171,7 +184,11 @@ impl FromRequestParts<AppState> for Caller {
             .map(str::trim)
             .filter(|token| !token.is_empty())
             .ok_or_else(|| unauthorized("the Authorization header must be `Bearer <token>`"))?;
-        let token = state.tokens.authenticate(state.store.as_ref(), token).await?.ok_or_else(|| unauthorized("the token is not valid"))?;
+        let token = state
+            .tokens
+            .authenticate(state.store.as_ref(), token)
+            .await?
+            .ok_or_else(|| unauthorized("the token is not valid"))?;
         if token.environment != environment {
             return Err(ApiError::new(
                 StatusCode::FORBIDDEN,

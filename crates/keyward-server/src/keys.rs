@@ -39,7 +39,9 @@ pub fn load_or_create_master_key(path: &Path) -> anyhow::Result<[u8; 32]> {
     match std::fs::read_to_string(path) {
         Ok(text) => {
             let bytes = hex::decode(text.trim()).context("the master key file must hold 64 hex characters")?;
-            bytes.try_into().map_err(|_| anyhow::anyhow!("the master key file must hold exactly 32 bytes (64 hex characters)"))
+            bytes
+                .try_into()
+                .map_err(|_| anyhow::anyhow!("the master key file must hold exactly 32 bytes (64 hex characters)"))
         }
         Err(err) if err.kind() == std::io::ErrorKind::NotFound => {
             let mut key = [0u8; 32];
@@ -106,7 +108,8 @@ impl SigningKeys {
         let secret = seal::unseal(&self.master, &current.sealed_private_key).map_err(|e| {
             anyhow::anyhow!("cannot unseal the {environment} signing key ({e}); is this the master key that sealed it?")
         })?;
-        let secret: [u8; 32] = secret.try_into().map_err(|_| anyhow::anyhow!("a sealed signing key has the wrong length"))?;
+        let secret: [u8; 32] =
+            secret.try_into().map_err(|_| anyhow::anyhow!("a sealed signing key has the wrong length"))?;
         let signer = Signer::from_bytes(&secret);
         anyhow::ensure!(signer.kid == current.kid, "the {environment} signing key does not match its kid");
         let public = records

@@ -4,6 +4,7 @@ pub mod cache;
 pub mod config;
 pub mod error;
 pub mod extract;
+pub mod issue;
 pub mod keys;
 pub mod recorder;
 pub mod routes;

@@ -1,12 +1,18 @@
 //! The `keyward` command: serve, and the administrative subcommands around it.
 
 use anyhow::Context;
+use base64::Engine;
 use clap::{Parser, Subcommand};
+use ed25519_dalek::VerifyingKey;
+use keyward_core::offline::verify_file;
 use keyward_core::role::Role;
+use keyward_core::signature::{kid_of, KeyRing};
 use keyward_server::config::{Config, LogFormat};
+use keyward_server::issue::{draft_license, insert_generated, LicenseDraft};
+use keyward_server::keys::{load_or_create_master_key, SigningKeys};
 use keyward_server::serve::open_store;
-use keyward_store::{Audit, Store};
-use std::path::PathBuf;
+use keyward_store::{Audit, Backend, Dump, Store};
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 #[derive(Parser)]
@@ -30,6 +36,49 @@ enum Command {
         #[command(subcommand)]
         command: TokenCommand,
     },
+    /// Signing keys of answers and offline files.
+    SigningKey {
+        #[command(subcommand)]
+        command: SigningKeyCommand,
+    },
+    /// Generate licenses in bulk from a generator, with progress (a million takes seconds).
+    Generate {
+        /// The generator's id.
+        #[arg(long)]
+        generator: String,
+        #[arg(long)]
+        count: usize,
+        /// Assign every license to this customer id.
+        #[arg(long)]
+        customer: Option<String>,
+        #[arg(long, default_value = "production")]
+        environment: String,
+    },
+    /// Write the whole installation (every environment and record, tokens and settings) to a file.
+    Export { file: PathBuf },
+    /// Load an export into an empty installation, on either backend.
+    Import { file: PathBuf },
+    /// Take a consistent snapshot of a running installation (SQLite: a database file; PostgreSQL: an export).
+    Backup { file: PathBuf },
+    /// Check an offline license file with a public key, with no network.
+    Verify {
+        file: PathBuf,
+        /// Base64 of the 32-byte Ed25519 public key (repeat for retired keys).
+        #[arg(long = "public-key", required = true)]
+        public_keys: Vec<String>,
+        /// The device the file must be bound to.
+        #[arg(long)]
+        fingerprint: Option<String>,
+    },
+}
+
+#[derive(Subcommand)]
+enum SigningKeyCommand {
+    /// Retire the current key and sign with a new one; the old key still verifies what it signed.
+    Rotate {
+        #[arg(long, default_value = "production")]
+        environment: String,
+    },
 }
 
 #[derive(Subcommand)]
@@ -44,7 +93,6 @@ enum TokenCommand {
         name: String,
     },
 }
-
 
 fn init_logging(format: LogFormat) {
     let filter = tracing_subscriber::EnvFilter::try_from_env("KEYWARD_LOG")
@@ -98,12 +146,7 @@ async fn run(command: Command, config: Config) -> anyhow::Result<()> {
         }
         Command::Token { command: TokenCommand::Create { role, environment, name } } => {
             let store = open_store(&config).await?;
-            let environments = store.environments().await?;
-            anyhow::ensure!(
-                environments.contains(&environment),
-                "no environment is named `{environment}` (there are: {})",
-                environments.join(", ")
-            );
+            ensure_environment(store.as_ref(), &environment).await?;
             let audit = Audit { actor: "keyward token create (cli)".into(), ip: None, action: "token.created".into() };
             let (_, secret) = keyward_server::tokens::create(store.as_ref(), &name, role, &environment, None, &audit)
                 .await
@@ -111,7 +154,127 @@ async fn run(command: Command, config: Config) -> anyhow::Result<()> {
             println!("{secret}");
             Ok(())
         }
+        Command::SigningKey { command: SigningKeyCommand::Rotate { environment } } => {
+            let store = open_store(&config).await?;
+            ensure_environment(store.as_ref(), &environment).await?;
+            let keys = SigningKeys::new(load_or_create_master_key(&config.master_key_file())?);
+            keys.load(store.as_ref(), std::slice::from_ref(&environment)).await?;
+            let audit = cli_audit("signing_key.rotated");
+            let key = keys.rotate(store.as_ref(), &environment, &audit).await?;
+            println!("{} is now the current signing key of {environment}: {}", key.kid, key.public_key);
+            Ok(())
+        }
+        Command::Generate { generator, count, customer, environment } => {
+            generate(&config, &generator, count, customer, &environment).await
+        }
+        Command::Export { file } => {
+            let store = open_store(&config).await?;
+            let dump = store.export().await?;
+            write_atomically(&file, &dump.to_json()?)?;
+            eprintln!("exported to {}", file.display());
+            Ok(())
+        }
+        Command::Import { file } => {
+            let bytes = std::fs::read(&file).with_context(|| format!("cannot read {}", file.display()))?;
+            let dump =
+                Dump::from_json(&bytes).with_context(|| format!("{} is not a keyward export", file.display()))?;
+            let store = open_store(&config).await?;
+            store.import(&dump).await?;
+            eprintln!("imported {}", file.display());
+            Ok(())
+        }
+        Command::Backup { file } => {
+            let store = open_store(&config).await?;
+            match store.backend() {
+                Backend::Sqlite => store.backup_sqlite(&file).await?,
+                Backend::Postgres => write_atomically(&file, &store.export().await?.to_json()?)?,
+            }
+            eprintln!("backed up to {}", file.display());
+            Ok(())
+        }
+        Command::Verify { file, public_keys, fingerprint } => verify(&file, &public_keys, fingerprint.as_deref()),
     }
+}
+
+async fn ensure_environment(store: &dyn Store, environment: &str) -> anyhow::Result<()> {
+    let environments = store.environments().await?;
+    anyhow::ensure!(
+        environments.iter().any(|e| e == environment),
+        "no environment is named `{environment}` (there are: {})",
+        environments.join(", ")
+    );
+    Ok(())
+}
+
+fn cli_audit(action: &str) -> Audit {
+    Audit { actor: format!("keyward cli ({})", whoami()), ip: None, action: action.into() }
+}
+
+fn whoami() -> String {
+    std::env::var("USER").unwrap_or_else(|_| "unknown user".into())
+}
+
+/// Writes next to `path` and renames, so a crash never leaves half a file under its name.
+fn write_atomically(path: &Path, bytes: &[u8]) -> anyhow::Result<()> {
+    let temporary = path.with_extension("partial");
+    std::fs::write(&temporary, bytes).with_context(|| format!("cannot write {}", temporary.display()))?;
+    std::fs::rename(&temporary, path).with_context(|| format!("cannot write {}", path.display()))?;
+    Ok(())
+}
+
+/// Batches of this many licenses are inserted at once by `keyward generate`.
+const GENERATE_BATCH: usize = 10_000;
+
+async fn generate(
+    config: &Config,
+    generator: &str,
+    count: usize,
+    customer: Option<String>,
+    environment: &str,
+) -> anyhow::Result<()> {
+    anyhow::ensure!(count > 0, "--count must be at least 1");
+    let store = open_store(config).await?;
+    ensure_environment(store.as_ref(), environment).await?;
+    let generator = store
+        .generator(environment, generator)
+        .await?
+        .with_context(|| format!("no generator {generator} in {environment}"))?;
+    let now = chrono::Utc::now();
+    let draft = LicenseDraft { customer, ..LicenseDraft::default() };
+    let (template, _) = draft_license(store.as_ref(), environment, &generator, &draft, now)
+        .await
+        .map_err(|e| anyhow::anyhow!(e.message))?;
+    let started = std::time::Instant::now();
+    let mut done = 0;
+    while done < count {
+        let batch = GENERATE_BATCH.min(count - done);
+        insert_generated(store.as_ref(), &generator, &template, batch, &cli_audit("license.created"))
+            .await
+            .map_err(|e| anyhow::anyhow!(e.message))?;
+        done += batch;
+        eprintln!("generated {done}/{count} ({:.1} s)", started.elapsed().as_secs_f64());
+    }
+    println!("generated {count} licenses in {:.1} s", started.elapsed().as_secs_f64());
+    Ok(())
+}
+
+fn verify(file: &Path, public_keys: &[String], fingerprint: Option<&str>) -> anyhow::Result<()> {
+    let mut ring = KeyRing::default();
+    for encoded in public_keys {
+        let bytes = base64::engine::general_purpose::STANDARD
+            .decode(encoded.trim())
+            .map_err(|_| anyhow::anyhow!("--public-key must be base64 of 32 bytes"))?;
+        let bytes: [u8; 32] =
+            bytes.try_into().map_err(|_| anyhow::anyhow!("--public-key must be base64 of 32 bytes"))?;
+        let key = VerifyingKey::from_bytes(&bytes)
+            .map_err(|_| anyhow::anyhow!("--public-key is not an Ed25519 public key"))?;
+        ring.insert(kid_of(&key), key);
+    }
+    let bytes = std::fs::read(file).with_context(|| format!("cannot read {}", file.display()))?;
+    let claims = verify_file(&bytes, &ring, chrono::Utc::now(), fingerprint)
+        .map_err(|e| anyhow::anyhow!("{} is not a valid license file: {e}", file.display()))?;
+    println!("{}", serde_json::to_string_pretty(&claims)?);
+    Ok(())
 }
 
 #[cfg(test)]

@@ -9,7 +9,7 @@ use crate::{routes, tokens};
 use anyhow::Context;
 use axum::extract::{MatchedPath, Request};
 use keyward_core::role::Role;
-use keyward_store::{Audit, SqlStore, Store};
+use keyward_store::{Audit, CacheInvalidation, LicenseChanges, SqlStore, Store};
 use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::sync::{Arc, RwLock};
@@ -80,6 +80,7 @@ pub async fn start(config: &Config) -> anyhow::Result<Running> {
     let keys = SigningKeys::new(load_or_create_master_key(&config.master_key_file())?);
     keys.load(store.as_ref(), &environments).await?;
     let bootstrap_token = bootstrap(store.as_ref(), config).await?;
+    let changes = store.license_changes().await?;
 
     let store: Arc<dyn Store> = store;
     let (recorder, recorder_task) = Recorder::start(store.clone());
@@ -97,6 +98,8 @@ pub async fn start(config: &Config) -> anyhow::Result<Running> {
         let route = req.extensions().get::<MatchedPath>().map_or("unmatched", |p| p.as_str());
         tracing::info_span!("request", method = %req.method(), route)
     });
+    let background =
+        vec![tokio::spawn(follow_other_nodes(state.clone(), changes)), tokio::spawn(refresh(state.clone()))];
     let app = routes::router(state).layer(trace);
     let app = tower::ServiceExt::map_request(app, route_environment);
 
@@ -112,12 +115,48 @@ pub async fn start(config: &Config) -> anyhow::Result<Running> {
             })
             .await
             .context("the HTTP server failed")?;
+        for task in background {
+            task.abort();
+            let _ = task.await;
+        }
         // Every handle on the recorder is gone with the router: its writer flushes and ends.
         recorder_task.await.context("the validation recorder failed")?;
         Ok(())
     });
     tracing::info!(%addr, "keyward is serving");
     Ok(Running { addr, bootstrap_token, shutdown: Some(shutdown), task })
+}
+
+/// Forgets cached licenses that other nodes changed (PostgreSQL only; SQLite has one writer).
+async fn follow_other_nodes(state: AppState, changes: Option<LicenseChanges>) {
+    let Some(mut changes) = changes else { return };
+    while let Some(change) = changes.recv().await {
+        match change {
+            CacheInvalidation::License { environment, key } => state.licenses.invalidate(&environment, &key),
+            CacheInvalidation::NewLicenses { .. } => state.licenses.forget_unknown(),
+            CacheInvalidation::Everything => state.licenses.clear(),
+        }
+    }
+}
+
+/// How often a node rereads settings and signing keys that another node may have changed.
+const REFRESH_EVERY: std::time::Duration = std::time::Duration::from_secs(5);
+
+async fn refresh(state: AppState) {
+    let mut tick = tokio::time::interval(REFRESH_EVERY);
+    tick.tick().await;
+    loop {
+        tick.tick().await;
+        for environment in state.environments.iter() {
+            match state.store.settings(environment).await {
+                Ok(settings) => state.set_settings(environment, settings),
+                Err(err) => tracing::warn!(error = %err, "could not reread settings"),
+            }
+            if let Err(err) = state.keys.reload(state.store.as_ref(), environment).await {
+                tracing::warn!(error = %err, "could not reread signing keys");
+            }
+        }
+    }
 }
 
 /// On an installation without tokens, creates the first owner token for production.
@@ -130,6 +169,7 @@ async fn bootstrap(store: &dyn Store, config: &Config) -> anyhow::Result<Option<
     }
     let audit = Audit { actor: "keyward serve (bootstrap)".into(), ip: None, action: "token.created".into() };
     let (_, secret) =
-        tokens::create(store, "bootstrap owner", Role::Owner, "production", config.bootstrap_token.clone(), &audit).await?;
+        tokens::create(store, "bootstrap owner", Role::Owner, "production", config.bootstrap_token.clone(), &audit)
+            .await?;
     Ok(Some(secret))
 }

@@ -36,7 +36,14 @@ pub struct ProductView {
 
 impl From<Product> for ProductView {
     fn from(p: Product) -> Self {
-        ProductView { id: p.id, name: p.name, status: p.status, environment: p.environment, created_at: p.created_at, updated_at: p.updated_at }
+        ProductView {
+            id: p.id,
+            name: p.name,
+            status: p.status,
+            environment: p.environment,
+            created_at: p.created_at,
+            updated_at: p.updated_at,
+        }
     }
 }
 
@@ -162,7 +169,12 @@ impl LicenseView {
 }
 
 /// The license as the license API shows it to the vendor's app.
-pub fn license_summary(l: &License, status: LicenseStatus, extra_validations: i64, last_validated: Option<DateTime<Utc>>) -> LicenseSummary {
+pub fn license_summary(
+    l: &License,
+    status: LicenseStatus,
+    extra_validations: i64,
+    last_validated: Option<DateTime<Utc>>,
+) -> LicenseSummary {
     LicenseSummary {
         id: l.id.clone(),
         status,

@@ -11,21 +11,35 @@ use serde_json::{json, Value};
 
 async fn environments_are_isolated(server: TestServer) {
     let admin = server.admin().await;
-    let staging_token = admin.create_token("staging owner", "owner", "staging").await.unwrap()["token"].as_str().unwrap().to_owned();
+    let staging_token =
+        admin.create_token("staging owner", "owner", "staging").await.unwrap()["token"].as_str().unwrap().to_owned();
     let staging = server.client_in("staging").await.with_token(&staging_token);
     // a production token at staging's URL, and the other way round
-    let response = server.client_in("staging").await.with_token(common::OWNER_TOKEN).request(Method::GET, "/licenses", None).await.unwrap();
+    let response = server
+        .client_in("staging")
+        .await
+        .with_token(common::OWNER_TOKEN)
+        .request(Method::GET, "/licenses", None)
+        .await
+        .unwrap();
     assert_eq!((response.status, response.error_code()), (403, Some("ENVIRONMENT_MISMATCH")));
-    let response = server.client().await.with_token(&staging_token).request(Method::GET, "/products", None).await.unwrap();
+    let response =
+        server.client().await.with_token(&staging_token).request(Method::GET, "/products", None).await.unwrap();
     assert_eq!((response.status, response.error_code()), (403, Some("ENVIRONMENT_MISMATCH")));
 
     let fx = Fixture::new(&staging).await;
     let license = fx.license(&staging, true).await;
     let key = license["key"].as_str().unwrap();
     assert_eq!(license["environment"], "staging");
-    let in_staging = server.client_in("staging").await.validate(ValidateRequest { key: key.into(), ..Default::default() }).await.unwrap();
+    let in_staging = server
+        .client_in("staging")
+        .await
+        .validate(ValidateRequest { key: key.into(), ..Default::default() })
+        .await
+        .unwrap();
     assert!(in_staging.valid);
-    let in_production = server.client().await.validate(ValidateRequest { key: key.into(), ..Default::default() }).await.unwrap();
+    let in_production =
+        server.client().await.validate(ValidateRequest { key: key.into(), ..Default::default() }).await.unwrap();
     assert_eq!(in_production.code, ValidationCode::LicenseNotFound);
     assert_eq!(admin.request(Method::GET, &format!("/licenses/{key}"), None).await.unwrap().status, 404);
     assert_eq!(admin.request(Method::GET, &format!("/products/{}", fx.product), None).await.unwrap().status, 404);
@@ -57,18 +71,30 @@ async fn roles_are_enforced(server: TestServer) {
     assert_eq!(support.request(Method::POST, "/products", Some(&create_product)).await.unwrap().status, 403);
     let suspend = support.request(Method::POST, &format!("/licenses/{id}/actions/revoke"), None).await.unwrap();
     assert_eq!(suspend.status, 403);
-    let assign = support.request(Method::POST, &format!("/licenses/{id}/actions/assign"), Some(&json!({"customer": fx.customer}))).await.unwrap();
+    let assign = support
+        .request(Method::POST, &format!("/licenses/{id}/actions/assign"), Some(&json!({"customer": fx.customer})))
+        .await
+        .unwrap();
     assert_eq!(assign.status, 200, "support may assign: {:?}", assign.body);
 
     let manager = client_for(token_for("license_manager").await);
     assert_eq!(manager.request(Method::POST, "/products", Some(&create_product)).await.unwrap().status, 201);
-    assert_eq!(manager.request(Method::PATCH, "/settings", Some(&json!({"grace_period_days": 1}))).await.unwrap().status, 403);
+    assert_eq!(
+        manager.request(Method::PATCH, "/settings", Some(&json!({"grace_period_days": 1}))).await.unwrap().status,
+        403
+    );
     let token = manager.request(Method::POST, "/tokens", Some(&json!({"name": "x", "role": "owner"}))).await.unwrap();
     assert_eq!(token.status, 403, "only an owner makes tokens");
 
     let admin_role = client_for(token_for("admin").await);
-    assert_eq!(admin_role.request(Method::PATCH, "/settings", Some(&json!({"grace_period_days": 0}))).await.unwrap().status, 200);
-    assert_eq!(admin_role.request(Method::POST, "/tokens", Some(&json!({"name": "x", "role": "owner"}))).await.unwrap().status, 403);
+    assert_eq!(
+        admin_role.request(Method::PATCH, "/settings", Some(&json!({"grace_period_days": 0}))).await.unwrap().status,
+        200
+    );
+    assert_eq!(
+        admin_role.request(Method::POST, "/tokens", Some(&json!({"name": "x", "role": "owner"}))).await.unwrap().status,
+        403
+    );
     assert_eq!(admin_role.request(Method::POST, "/signing-keys/rotate", None).await.unwrap().status, 403);
 
     // no token, a malformed header, a wrong token
@@ -80,7 +106,8 @@ async fn roles_are_enforced(server: TestServer) {
 async fn lists_search_filter_sort_and_page(server: TestServer) {
     let admin = server.admin().await;
     let fx = Fixture::new(&admin).await;
-    let other = admin.create_customer("Bruno Costa", "bruno@globex.io").await.unwrap()["id"].as_str().unwrap().to_owned();
+    let other =
+        admin.create_customer("Bruno Costa", "bruno@globex.io").await.unwrap()["id"].as_str().unwrap().to_owned();
     let mut keys = Vec::new();
     for n in 0..12 {
         let mut body = json!({"product": fx.product, "generator": fx.generator, "activation_limit": n + 1});
@@ -104,7 +131,8 @@ async fn lists_search_filter_sort_and_page(server: TestServer) {
     assert_eq!(total(&admin, vec![("q", "no-such-thing")]).await, 0);
 
     let sorted = admin.licenses(&[("sort", "activation_limit"), ("order", "asc"), ("limit", "3")]).await.unwrap();
-    let limits: Vec<i64> = sorted["data"].as_array().unwrap().iter().map(|l| l["activation_limit"].as_i64().unwrap()).collect();
+    let limits: Vec<i64> =
+        sorted["data"].as_array().unwrap().iter().map(|l| l["activation_limit"].as_i64().unwrap()).collect();
     assert_eq!(limits, vec![1, 2, 3]);
 
     // paging through with a cursor yields every license once, for several sorts
@@ -130,7 +158,9 @@ async fn lists_search_filter_sort_and_page(server: TestServer) {
             assert_eq!((seen.len(), unique.len()), (12, 12), "sort {sort} {order}");
         }
     }
-    for (name, value) in [("sort", "colour"), ("order", "up"), ("limit", "0"), ("limit", "501"), ("status", "sleeping"), ("limit", "x")] {
+    for (name, value) in
+        [("sort", "colour"), ("order", "up"), ("limit", "0"), ("limit", "501"), ("status", "sleeping"), ("limit", "x")]
+    {
         let response = admin.request(Method::GET, &format!("/licenses?{name}={value}"), None).await.unwrap();
         assert_eq!(response.status, 422, "{name}={value}: {:?}", response.body);
     }
@@ -143,18 +173,29 @@ async fn every_write_is_audited(server: TestServer) {
     let license = fx.license(&admin, true).await;
     let id = license["id"].as_str().unwrap();
     let key = license["key"].as_str().unwrap();
-    app.activate(keyward_core::api::ActivateRequest { key: key.into(), fingerprint: "fp".into(), ..Default::default() }).await.unwrap();
+    app.activate(keyward_core::api::ActivateRequest {
+        key: key.into(),
+        fingerprint: "fp".into(),
+        ..Default::default()
+    })
+    .await
+    .unwrap();
     admin.license_action(id, "suspend", &json!({"reason": "fraud check"})).await.unwrap();
     let events = admin.request(Method::GET, &format!("/audit-events?target={id}"), None).await.unwrap();
-    let actions: Vec<&str> = events.body["data"].as_array().unwrap().iter().map(|e| e["action"].as_str().unwrap()).collect();
+    let actions: Vec<&str> =
+        events.body["data"].as_array().unwrap().iter().map(|e| e["action"].as_str().unwrap()).collect();
     assert_eq!(actions, vec!["license.suspended", "license.activated", "license.created"], "newest first");
     let suspended = &events.body["data"][0];
-    assert_eq!((suspended["before"]["status"].as_str(), suspended["after"]["status"].as_str()), (Some("active"), Some("suspended")));
+    assert_eq!(
+        (suspended["before"]["status"].as_str(), suspended["after"]["status"].as_str()),
+        (Some("active"), Some("suspended"))
+    );
     assert!(suspended["actor"].as_str().unwrap().starts_with("token:"));
     assert_eq!(suspended["ip"], "127.0.0.1");
     assert!(!events.raw.windows(key.len()).any(|w| w == key.as_bytes()), "the audit log never shows a whole key");
     let all = admin.request(Method::GET, "/audit-events?limit=500", None).await.unwrap();
-    let kinds: std::collections::HashSet<&str> = all.body["data"].as_array().unwrap().iter().map(|e| e["action"].as_str().unwrap()).collect();
+    let kinds: std::collections::HashSet<&str> =
+        all.body["data"].as_array().unwrap().iter().map(|e| e["action"].as_str().unwrap()).collect();
     for kind in ["product.created", "generator.created", "customer.created", "license.created"] {
         assert!(kinds.contains(kind), "{kind} in {kinds:?}");
     }
@@ -169,7 +210,9 @@ async fn bad_input_is_a_clear_4xx(server: TestServer) {
         let admin = admin.clone();
         async move { admin.raw(method, &path, "application/json", bytes).await.unwrap() }
     };
-    let cases: Vec<(Method, String, Vec<u8>, u16, &str, Option<&str>)> = vec![
+    // method, path, body, expected status, code and field
+    type Case<'a> = (Method, String, Vec<u8>, u16, &'a str, Option<&'a str>);
+    let cases: Vec<Case> = vec![
         (Method::POST, "/products".into(), b"{\"name\": ".to_vec(), 400, "MALFORMED_JSON", None),
         (Method::POST, "/products".into(), vec![0xff, 0xfe, 0x7b], 400, "MALFORMED_JSON", None),
         (Method::POST, "/products".into(), b"{\"name\": \"\xff\xfe\"}".to_vec(), 400, "MALFORMED_JSON", None),
@@ -177,21 +220,133 @@ async fn bad_input_is_a_clear_4xx(server: TestServer) {
         (Method::POST, "/products".into(), b"[1,2]".to_vec(), 422, "INVALID_BODY", None),
         (Method::POST, "/products".into(), b"{\"name\": 5}".to_vec(), 422, "INVALID_FIELD", Some("name")),
         (Method::POST, "/products".into(), b"{\"name\": \"  \"}".to_vec(), 422, "INVALID_FIELD", Some("name")),
-        (Method::POST, "/customers".into(), br#"{"name": "A", "email": "nope"}"#.to_vec(), 422, "INVALID_FIELD", Some("email")),
-        (Method::POST, "/generators".into(), json!({"product": fx.product, "name": "g", "format": {"type": "uuid"}, "activation_limit": 0}).to_string().into_bytes(), 422, "INVALID_FIELD", Some("activation_limit")),
-        (Method::POST, "/generators".into(), json!({"product": fx.product, "name": "g", "format": {"type": "morse"}, "activation_limit": 1}).to_string().into_bytes(), 422, "INVALID_FIELD", Some("format.type")),
-        (Method::POST, "/generators".into(), json!({"product": "prod_nope", "name": "g", "format": {"type": "uuid"}, "activation_limit": 1}).to_string().into_bytes(), 422, "UNKNOWN_REFERENCE", Some("product")),
-        (Method::POST, "/licenses".into(), json!({"product": fx.product, "generator": fx.generator, "activation_limit": 10001}).to_string().into_bytes(), 422, "INVALID_FIELD", Some("activation_limit")),
-        (Method::POST, "/licenses".into(), json!({"product": fx.product, "generator": fx.generator, "activation_limit": -2}).to_string().into_bytes(), 422, "INVALID_FIELD", Some("activation_limit")),
-        (Method::POST, "/licenses".into(), json!({"product": fx.product, "generator": fx.generator, "expires_at": "2000-01-01T00:00:00Z"}).to_string().into_bytes(), 422, "INVALID_FIELD", Some("expires_at")),
-        (Method::POST, "/licenses".into(), json!({"product": fx.product, "generator": fx.generator, "expires_at": "tomorrow"}).to_string().into_bytes(), 422, "INVALID_FIELD", Some("expires_at")),
-        (Method::POST, "/licenses".into(), json!({"product": fx.product, "generator": fx.generator, "customer": "cus_nope"}).to_string().into_bytes(), 422, "UNKNOWN_REFERENCE", Some("customer")),
-        (Method::POST, "/licenses".into(), json!({"product": fx.product, "generator": "gen_nope"}).to_string().into_bytes(), 422, "UNKNOWN_REFERENCE", Some("generator")),
-        (Method::POST, "/licenses".into(), json!({"product": fx.product, "generator": fx.generator, "metadata": {"blob": "x".repeat(11 * 1024)}}).to_string().into_bytes(), 422, "INVALID_FIELD", Some("metadata")),
-        (Method::POST, "/licenses".into(), json!({"product": fx.product, "generator": fx.generator, "metadata": [1]}).to_string().into_bytes(), 422, "INVALID_FIELD", Some("metadata")),
+        (
+            Method::POST,
+            "/customers".into(),
+            br#"{"name": "A", "email": "nope"}"#.to_vec(),
+            422,
+            "INVALID_FIELD",
+            Some("email"),
+        ),
+        (
+            Method::POST,
+            "/generators".into(),
+            json!({"product": fx.product, "name": "g", "format": {"type": "uuid"}, "activation_limit": 0})
+                .to_string()
+                .into_bytes(),
+            422,
+            "INVALID_FIELD",
+            Some("activation_limit"),
+        ),
+        (
+            Method::POST,
+            "/generators".into(),
+            json!({"product": fx.product, "name": "g", "format": {"type": "morse"}, "activation_limit": 1})
+                .to_string()
+                .into_bytes(),
+            422,
+            "INVALID_FIELD",
+            Some("format.type"),
+        ),
+        (
+            Method::POST,
+            "/generators".into(),
+            json!({"product": "prod_nope", "name": "g", "format": {"type": "uuid"}, "activation_limit": 1})
+                .to_string()
+                .into_bytes(),
+            422,
+            "UNKNOWN_REFERENCE",
+            Some("product"),
+        ),
+        (
+            Method::POST,
+            "/licenses".into(),
+            json!({"product": fx.product, "generator": fx.generator, "activation_limit": 10001})
+                .to_string()
+                .into_bytes(),
+            422,
+            "INVALID_FIELD",
+            Some("activation_limit"),
+        ),
+        (
+            Method::POST,
+            "/licenses".into(),
+            json!({"product": fx.product, "generator": fx.generator, "activation_limit": -2}).to_string().into_bytes(),
+            422,
+            "INVALID_FIELD",
+            Some("activation_limit"),
+        ),
+        (
+            Method::POST,
+            "/licenses".into(),
+            json!({"product": fx.product, "generator": fx.generator, "expires_at": "2000-01-01T00:00:00Z"})
+                .to_string()
+                .into_bytes(),
+            422,
+            "INVALID_FIELD",
+            Some("expires_at"),
+        ),
+        (
+            Method::POST,
+            "/licenses".into(),
+            json!({"product": fx.product, "generator": fx.generator, "expires_at": "tomorrow"})
+                .to_string()
+                .into_bytes(),
+            422,
+            "INVALID_FIELD",
+            Some("expires_at"),
+        ),
+        (
+            Method::POST,
+            "/licenses".into(),
+            json!({"product": fx.product, "generator": fx.generator, "customer": "cus_nope"}).to_string().into_bytes(),
+            422,
+            "UNKNOWN_REFERENCE",
+            Some("customer"),
+        ),
+        (
+            Method::POST,
+            "/licenses".into(),
+            json!({"product": fx.product, "generator": "gen_nope"}).to_string().into_bytes(),
+            422,
+            "UNKNOWN_REFERENCE",
+            Some("generator"),
+        ),
+        (
+            Method::POST,
+            "/licenses".into(),
+            json!({"product": fx.product, "generator": fx.generator, "metadata": {"blob": "x".repeat(11 * 1024)}})
+                .to_string()
+                .into_bytes(),
+            422,
+            "INVALID_FIELD",
+            Some("metadata"),
+        ),
+        (
+            Method::POST,
+            "/licenses".into(),
+            json!({"product": fx.product, "generator": fx.generator, "metadata": [1]}).to_string().into_bytes(),
+            422,
+            "INVALID_FIELD",
+            Some("metadata"),
+        ),
         (Method::POST, "/licenses".into(), vec![b' '; 300 * 1024], 413, "PAYLOAD_TOO_LARGE", None),
-        (Method::PATCH, format!("/licenses/{id}"), json!({"activation_limit": "many"}).to_string().into_bytes(), 422, "INVALID_FIELD", Some("activation_limit")),
-        (Method::POST, format!("/licenses/{id}/actions/assign"), json!({"customer": "cus_nope"}).to_string().into_bytes(), 422, "UNKNOWN_REFERENCE", Some("customer")),
+        (
+            Method::PATCH,
+            format!("/licenses/{id}"),
+            json!({"activation_limit": "many"}).to_string().into_bytes(),
+            422,
+            "INVALID_FIELD",
+            Some("activation_limit"),
+        ),
+        (
+            Method::POST,
+            format!("/licenses/{id}/actions/assign"),
+            json!({"customer": "cus_nope"}).to_string().into_bytes(),
+            422,
+            "UNKNOWN_REFERENCE",
+            Some("customer"),
+        ),
         (Method::POST, format!("/licenses/{id}/actions/suspend"), b"{]".to_vec(), 400, "MALFORMED_JSON", None),
         (Method::GET, "/licenses/lic_nope".into(), vec![], 404, "NOT_FOUND", None),
         (Method::DELETE, "/products/x".into(), vec![], 405, "METHOD_NOT_ALLOWED", None),
@@ -209,7 +364,10 @@ async fn bad_input_is_a_clear_4xx(server: TestServer) {
     }
     // nothing half-written: the license is as it was
     let after = admin.license(id).await.unwrap();
-    assert_eq!((after["status"].as_str(), after["activation_limit"].as_i64()), (Some("available"), license["activation_limit"].as_i64()));
+    assert_eq!(
+        (after["status"].as_str(), after["activation_limit"].as_i64()),
+        (Some("available"), license["activation_limit"].as_i64())
+    );
 
     // the license API refuses bad bodies with signed answers too
     let app = server.client().await;
@@ -225,28 +383,57 @@ async fn bad_input_is_a_clear_4xx(server: TestServer) {
 async fn archived_products_take_no_new_licenses(server: TestServer) {
     let admin = server.admin().await;
     let fx = Fixture::new(&admin).await;
-    let archived = admin.request(Method::PATCH, &format!("/products/{}", fx.product), Some(&json!({"status": "archived"}))).await.unwrap();
+    let archived = admin
+        .request(Method::PATCH, &format!("/products/{}", fx.product), Some(&json!({"status": "archived"})))
+        .await
+        .unwrap();
     assert_eq!(archived.body["status"], "archived");
-    let refused = admin.request(Method::POST, "/licenses", Some(&json!({"product": fx.product, "generator": fx.generator}))).await.unwrap();
+    let refused = admin
+        .request(Method::POST, "/licenses", Some(&json!({"product": fx.product, "generator": fx.generator})))
+        .await
+        .unwrap();
     assert_eq!((refused.status, refused.error_code()), (409, Some("PRODUCT_ARCHIVED")));
     // customers: unique email, and not deleted while they hold licenses
-    let taken = admin.request(Method::POST, "/customers", Some(&json!({"name": "Dup", "email": "DUP@example.com"}))).await.unwrap();
+    let taken = admin
+        .request(Method::POST, "/customers", Some(&json!({"name": "Dup", "email": "DUP@example.com"})))
+        .await
+        .unwrap();
     assert_eq!(taken.status, 201);
-    let again = admin.request(Method::POST, "/customers", Some(&json!({"name": "Dup", "email": "dup@example.com"}))).await.unwrap();
+    let again = admin
+        .request(Method::POST, "/customers", Some(&json!({"name": "Dup", "email": "dup@example.com"})))
+        .await
+        .unwrap();
     assert_eq!((again.status, again.error_code()), (409, Some("EMAIL_TAKEN")));
 }
 
 async fn openapi_covers_every_route(server: TestServer) {
-    let doc: Value = reqwest::get(format!("{}/api/v1/openapi.json", server.base_url)).await.unwrap().json().await.unwrap();
+    let doc: Value =
+        reqwest::get(format!("{}/api/v1/openapi.json", server.base_url)).await.unwrap().json().await.unwrap();
     assert!(doc["openapi"].as_str().unwrap().starts_with("3.1"));
     let paths = doc["paths"].as_object().unwrap();
     for (path, method) in [
-        ("/validate", "post"), ("/activate", "post"), ("/deactivate", "post"), ("/offline-file", "post"), ("/public-keys", "get"),
-        ("/products", "get"), ("/products", "post"), ("/products/{id}", "patch"), ("/generators", "post"),
-        ("/generators/{id}/generate", "post"), ("/customers/{id}", "delete"), ("/licenses", "get"), ("/licenses/{id}", "put"),
-        ("/licenses/{id}/actions/{action}", "post"), ("/licenses/{id}/activations", "get"), ("/licenses/{id}/usage", "get"),
-        ("/licenses/{id}/offline-file", "get"), ("/activations/{id}", "delete"), ("/tokens", "post"), ("/audit-events", "get"),
-        ("/settings", "patch"), ("/signing-keys/rotate", "post"),
+        ("/validate", "post"),
+        ("/activate", "post"),
+        ("/deactivate", "post"),
+        ("/offline-file", "post"),
+        ("/public-keys", "get"),
+        ("/products", "get"),
+        ("/products", "post"),
+        ("/products/{id}", "patch"),
+        ("/generators", "post"),
+        ("/generators/{id}/generate", "post"),
+        ("/customers/{id}", "delete"),
+        ("/licenses", "get"),
+        ("/licenses/{id}", "put"),
+        ("/licenses/{id}/actions/{action}", "post"),
+        ("/licenses/{id}/activations", "get"),
+        ("/licenses/{id}/usage", "get"),
+        ("/licenses/{id}/offline-file", "get"),
+        ("/activations/{id}", "delete"),
+        ("/tokens", "post"),
+        ("/audit-events", "get"),
+        ("/settings", "patch"),
+        ("/signing-keys/rotate", "post"),
     ] {
         assert!(paths.get(path).and_then(|p| p.get(method)).is_some(), "{method} {path} is missing from the document");
     }

@@ -14,7 +14,12 @@ fn validate(key: &str) -> ValidateRequest {
 }
 
 fn activate(key: &str, fingerprint: &str) -> ActivateRequest {
-    ActivateRequest { key: key.into(), fingerprint: fingerprint.into(), name: Some("Ana's laptop".into()), ..Default::default() }
+    ActivateRequest {
+        key: key.into(),
+        fingerprint: fingerprint.into(),
+        name: Some("Ana's laptop".into()),
+        ..Default::default()
+    }
 }
 
 async fn walkthrough(server: TestServer) {
@@ -57,9 +62,11 @@ async fn walkthrough(server: TestServer) {
     assert!(license_info.customer_email.unwrap().starts_with("ana+"));
     let other = app.validate(ValidateRequest { fingerprint: Some("fp-2".into()), ..validate(key) }).await.unwrap();
     assert_eq!(other.code, ValidationCode::NotActivated);
-    let wrong_product = app.validate(ValidateRequest { product: Some("prod_other".into()), ..validate(key) }).await.unwrap();
+    let wrong_product =
+        app.validate(ValidateRequest { product: Some("prod_other".into()), ..validate(key) }).await.unwrap();
     assert_eq!(wrong_product.code, ValidationCode::ProductMismatch);
-    let right_product = app.validate(ValidateRequest { product: Some(fx.product.clone()), ..validate(key) }).await.unwrap();
+    let right_product =
+        app.validate(ValidateRequest { product: Some(fx.product.clone()), ..validate(key) }).await.unwrap();
     assert!(right_product.valid);
 
     // unknown key: 404 with the same answer shape
@@ -87,11 +94,21 @@ async fn every_transition(server: TestServer) {
     };
     // refused from assigned: every move but activation (by a device), expiry (by time) and revoke
     for action in ["suspend", "unsuspend", "inactivate", "reactivate", "assign"] {
-        let body = if action == "assign" { json!({"customer": fx.customer}) } else if action == "suspend" || action == "inactivate" { json!({"reason": "test"}) } else { json!({}) };
+        let body = if action == "assign" {
+            json!({"customer": fx.customer})
+        } else if action == "suspend" || action == "inactivate" {
+            json!({"reason": "test"})
+        } else {
+            json!({})
+        };
         let response = act(action, body).await;
         assert_eq!(response.status, 409, "{action} from assigned: {:?}", response.body);
         assert_eq!(response.error_code(), Some("INVALID_TRANSITION"));
-        assert!(response.body["error"]["message"].as_str().unwrap().contains("from assigned to"), "{:?}", response.body);
+        assert!(
+            response.body["error"]["message"].as_str().unwrap().contains("from assigned to"),
+            "{:?}",
+            response.body
+        );
     }
     app.activate(activate(key, "device-a")).await.unwrap();
     // active -> suspended (a reason is required) -> active
@@ -112,11 +129,18 @@ async fn every_transition(server: TestServer) {
     assert_eq!(act("reactivate", json!({})).await.body["status"], "active");
     // revoke: final, and every device is let go at once
     let revoked = act("revoke", json!({})).await;
-    assert_eq!((revoked.body["status"].as_str(), revoked.body["activation_count"].as_i64()), (Some("revoked"), Some(0)));
+    assert_eq!(
+        (revoked.body["status"].as_str(), revoked.body["activation_count"].as_i64()),
+        (Some("revoked"), Some(0))
+    );
     assert_eq!(app.validate(validate(key)).await.unwrap().code, ValidationCode::LicenseRevoked);
     for action in ["revoke", "unsuspend", "reactivate", "inactivate"] {
         let response = act(action, json!({})).await;
-        assert_eq!((response.status, response.error_code()), (409, Some("INVALID_TRANSITION")), "{action} after revoke");
+        assert_eq!(
+            (response.status, response.error_code()),
+            (409, Some("INVALID_TRANSITION")),
+            "{action} after revoke"
+        );
     }
     let err = app.activate(activate(key, "device-a")).await.unwrap_err();
     assert_eq!((err.status(), err.code()), (Some(403), Some("LICENSE_REVOKED")));
@@ -125,11 +149,15 @@ async fn every_transition(server: TestServer) {
     // unknown actions and editing a revoked license
     assert_eq!(act("explode", json!({})).await.status, 404);
     assert_eq!(act("expire", json!({})).await.status, 404);
-    let edit = admin.request(Method::PATCH, &format!("/licenses/{id}"), Some(&json!({"metadata": {"a": 1}}))).await.unwrap();
+    let edit =
+        admin.request(Method::PATCH, &format!("/licenses/{id}"), Some(&json!({"metadata": {"a": 1}}))).await.unwrap();
     assert_eq!((edit.status, edit.error_code()), (409, Some("LICENSE_REVOKED")));
     // available can be revoked too
     let spare = fx.license(&admin, false).await;
-    let response = admin.request(Method::POST, &format!("/licenses/{}/actions/revoke", spare["id"].as_str().unwrap()), None).await.unwrap();
+    let response = admin
+        .request(Method::POST, &format!("/licenses/{}/actions/revoke", spare["id"].as_str().unwrap()), None)
+        .await
+        .unwrap();
     assert_eq!(response.body["status"], "revoked");
 }
 
@@ -193,7 +221,10 @@ async fn expiry_and_grace(server: TestServer) {
     assert!((29 * 24..=30 * 24).contains(&days), "{days} hours");
 
     // a past expiry cannot be set; a near one can, and passes while the test waits
-    let past = admin.request(Method::PATCH, &format!("/licenses/{key}"), Some(&json!({"expires_at": "2001-01-01T00:00:00Z"}))).await.unwrap();
+    let past = admin
+        .request(Method::PATCH, &format!("/licenses/{key}"), Some(&json!({"expires_at": "2001-01-01T00:00:00Z"})))
+        .await
+        .unwrap();
     assert_eq!((past.status, past.body["error"]["field"].as_str()), (422, Some("expires_at")));
     let soon = (chrono::Utc::now() + chrono::Duration::milliseconds(1500)).to_rfc3339();
     admin.edit_license(key, &json!({"expires_at": soon})).await.unwrap();
@@ -205,7 +236,10 @@ async fn expiry_and_grace(server: TestServer) {
     assert_eq!(listed["total"], 1);
     let err = app.activate(activate(key, "fp2")).await.unwrap_err();
     assert_eq!(err.code(), Some("LICENSE_EXPIRED"));
-    let renew = admin.request(Method::PATCH, &format!("/licenses/{key}"), Some(&json!({"expires_at": "2999-01-01T00:00:00Z"}))).await.unwrap();
+    let renew = admin
+        .request(Method::PATCH, &format!("/licenses/{key}"), Some(&json!({"expires_at": "2999-01-01T00:00:00Z"})))
+        .await
+        .unwrap();
     assert_eq!((renew.status, renew.error_code()), (409, Some("LICENSE_EXPIRED")), "an expired license is not renewed");
 
     // with a grace period the same license still validates, saying so
@@ -222,9 +256,13 @@ async fn delete_rules(server: TestServer) {
     let app = server.client().await;
     let fx = Fixture::new(&admin).await;
     let never = fx.license(&admin, true).await;
-    let response = admin.request(Method::DELETE, &format!("/licenses/{}", never["id"].as_str().unwrap()), None).await.unwrap();
+    let response =
+        admin.request(Method::DELETE, &format!("/licenses/{}", never["id"].as_str().unwrap()), None).await.unwrap();
     assert_eq!(response.status, 204);
-    assert_eq!(admin.request(Method::GET, &format!("/licenses/{}", never["id"].as_str().unwrap()), None).await.unwrap().status, 404);
+    assert_eq!(
+        admin.request(Method::GET, &format!("/licenses/{}", never["id"].as_str().unwrap()), None).await.unwrap().status,
+        404
+    );
 
     let used = fx.license(&admin, true).await;
     let key = used["key"].as_str().unwrap();
@@ -238,12 +276,20 @@ async fn delete_rules(server: TestServer) {
 
     // the key is free again
     let again = admin
-        .request(Method::POST, "/licenses", Some(&json!({"product": fx.product, "generator": fx.generator, "key": key})))
+        .request(
+            Method::POST,
+            "/licenses",
+            Some(&json!({"product": fx.product, "generator": fx.generator, "key": key})),
+        )
         .await
         .unwrap();
     assert_eq!(again.status, 201, "{:?}", again.body);
     let taken = admin
-        .request(Method::POST, "/licenses", Some(&json!({"product": fx.product, "generator": fx.generator, "key": key})))
+        .request(
+            Method::POST,
+            "/licenses",
+            Some(&json!({"product": fx.product, "generator": fx.generator, "key": key})),
+        )
         .await
         .unwrap();
     assert_eq!((taken.status, taken.error_code()), (409, Some("KEY_TAKEN")));
@@ -254,23 +300,37 @@ async fn edits_keep_the_key_product_and_environment(server: TestServer) {
     let fx = Fixture::new(&admin).await;
     let license = fx.license(&admin, false).await;
     let id = license["id"].as_str().unwrap();
-    for (field, value) in [("key", json!("NEW-KEY")), ("product", json!("prod_other")), ("environment", json!("staging"))] {
-        let response = admin.request(Method::PATCH, &format!("/licenses/{id}"), Some(&json!({ field: value }))).await.unwrap();
-        assert_eq!((response.status, response.error_code(), response.body["error"]["field"].as_str()), (422, Some("FIELD_IMMUTABLE"), Some(field)));
+    for (field, value) in
+        [("key", json!("NEW-KEY")), ("product", json!("prod_other")), ("environment", json!("staging"))]
+    {
+        let response =
+            admin.request(Method::PATCH, &format!("/licenses/{id}"), Some(&json!({ field: value }))).await.unwrap();
+        assert_eq!(
+            (response.status, response.error_code(), response.body["error"]["field"].as_str()),
+            (422, Some("FIELD_IMMUTABLE"), Some(field))
+        );
     }
     // PATCH assigns through the customer field; PUT replaces everything and needs every field
-    let edited = admin.edit_license(id, &json!({"customer": fx.customer, "activation_limit": 7, "metadata": {"order": "A-1"}})).await.unwrap();
+    let edited = admin
+        .edit_license(id, &json!({"customer": fx.customer, "activation_limit": 7, "metadata": {"order": "A-1"}}))
+        .await
+        .unwrap();
     assert_eq!((edited["status"].as_str(), edited["activation_limit"].as_i64()), (Some("assigned"), Some(7)));
-    let unassign = admin.request(Method::PATCH, &format!("/licenses/{id}"), Some(&json!({"customer": null}))).await.unwrap();
+    let unassign =
+        admin.request(Method::PATCH, &format!("/licenses/{id}"), Some(&json!({"customer": null}))).await.unwrap();
     assert_eq!((unassign.status, unassign.error_code()), (409, Some("INVALID_TRANSITION")));
-    let partial = admin.request(Method::PUT, &format!("/licenses/{id}"), Some(&json!({"activation_limit": 2}))).await.unwrap();
+    let partial =
+        admin.request(Method::PUT, &format!("/licenses/{id}"), Some(&json!({"activation_limit": 2}))).await.unwrap();
     assert_eq!(partial.status, 422);
     let mut whole = edited.clone();
     whole["activation_limit"] = json!(-1);
     whole["feature_flags"] = json!({"seats": 5});
     let replaced = admin.request(Method::PUT, &format!("/licenses/{id}"), Some(&whole)).await.unwrap();
     assert_eq!(replaced.status, 200, "{:?}", replaced.body);
-    assert_eq!((replaced.body["activation_limit"].as_i64(), &replaced.body["feature_flags"]), (Some(-1), &json!({"seats": 5})));
+    assert_eq!(
+        (replaced.body["activation_limit"].as_i64(), &replaced.body["feature_flags"]),
+        (Some(-1), &json!({"seats": 5}))
+    );
     assert_eq!(replaced.body["key"], license["key"]);
 }
 
@@ -283,7 +343,10 @@ async fn bulk_generation(server: TestServer) {
     let keys: std::collections::HashSet<_> = data.iter().map(|l| l["key"].as_str().unwrap()).collect();
     assert_eq!(keys.len(), 250);
     assert!(data.iter().all(|l| l["status"] == "assigned"));
-    let too_many = admin.request(Method::POST, &format!("/generators/{}/generate", fx.generator), Some(&json!({"count": 1001}))).await.unwrap();
+    let too_many = admin
+        .request(Method::POST, &format!("/generators/{}/generate", fx.generator), Some(&json!({"count": 1001})))
+        .await
+        .unwrap();
     assert_eq!((too_many.status, too_many.body["error"]["field"].as_str()), (422, Some("count")));
     let listed = admin.licenses(&[("customer", &fx.customer), ("limit", "1")]).await.unwrap();
     assert_eq!(listed["total"], 250);

@@ -5,9 +5,7 @@
 //! dropped afterwards. When it is unreachable the PostgreSQL half is skipped with a line on
 //! stderr, unless `KEYWARD_REQUIRE_POSTGRES=1`, which makes that a failure.
 
-use crate::{
-    Audit, Customer, Generator, License, Product, ProductStatus, SqlStore, ValidityRecord,
-};
+use crate::{Audit, Customer, Generator, License, Product, ProductStatus, SqlStore, ValidityRecord};
 use chrono::{DateTime, Utc};
 use keyward_core::ids::{new_id, IdKind};
 use keyward_core::key::KeyFormat;
@@ -24,7 +22,10 @@ pub const REQUIRE_POSTGRES_VAR: &str = "KEYWARD_REQUIRE_POSTGRES";
 
 /// The server that fresh PostgreSQL databases are created on.
 pub fn postgres_url() -> String {
-    std::env::var(POSTGRES_URL_VAR).ok().filter(|url| !url.trim().is_empty()).unwrap_or_else(|| DEFAULT_POSTGRES_URL.into())
+    std::env::var(POSTGRES_URL_VAR)
+        .ok()
+        .filter(|url| !url.trim().is_empty())
+        .unwrap_or_else(|| DEFAULT_POSTGRES_URL.into())
 }
 
 /// True when an unreachable PostgreSQL must fail the test instead of skipping its half.
@@ -225,8 +226,11 @@ pub fn license(generator: &Generator, product: &Product, key: &str) -> License {
 /// `license` assigned to `customer`, as the store returns it.
 pub fn assigned(mut license: License, customer: &Customer) -> License {
     license.customer_id = Some(customer.id.clone());
-    license.customer =
-        Some(crate::CustomerRef { id: customer.id.clone(), name: customer.name.clone(), email: customer.email.clone() });
+    license.customer = Some(crate::CustomerRef {
+        id: customer.id.clone(),
+        name: customer.name.clone(),
+        email: customer.email.clone(),
+    });
     license.status = LicenseStatus::Assigned;
     license.assigned_at = Some(license.created_at);
     license
@@ -237,8 +241,14 @@ mod tests {
     #[test]
     fn database_urls() {
         use super::with_database;
-        assert_eq!(with_database("postgres://postgres@127.0.0.1:5432/test", "kw_1"), "postgres://postgres@127.0.0.1:5432/kw_1");
-        assert_eq!(with_database("postgresql://u:p@h/db?sslmode=disable", "kw_1"), "postgresql://u:p@h/kw_1?sslmode=disable");
+        assert_eq!(
+            with_database("postgres://postgres@127.0.0.1:5432/test", "kw_1"),
+            "postgres://postgres@127.0.0.1:5432/kw_1"
+        );
+        assert_eq!(
+            with_database("postgresql://u:p@h/db?sslmode=disable", "kw_1"),
+            "postgresql://u:p@h/kw_1?sslmode=disable"
+        );
         assert_eq!(with_database("postgres://h:5432", "kw_1"), "postgres://h:5432/kw_1");
     }
 }

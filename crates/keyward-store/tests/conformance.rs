@@ -36,7 +36,8 @@ async fn all_audit_events(store: &SqlStore, environment: &str) -> Vec<AuditEvent
     let mut events = Vec::new();
     let mut cursor = None;
     loop {
-        let page = store.audit_events(environment, &AuditQuery { limit: 500, cursor, ..Default::default() }).await.unwrap();
+        let page =
+            store.audit_events(environment, &AuditQuery { limit: 500, cursor, ..Default::default() }).await.unwrap();
         events.extend(page.data);
         match page.next_cursor {
             Some(next) => cursor = Some(next),
@@ -80,9 +81,10 @@ fn activate(fingerprint: &str) -> LicenseEdit {
         let mut after = license.clone();
         after.updated_at = at;
         match decision {
-            ActivationDecision::AlreadyActivated { index } => {
-                Ok(LicenseChange { license: after, activation: ActivationChange::Touch { id: activations[index].id.clone(), at } })
-            }
+            ActivationDecision::AlreadyActivated { index } => Ok(LicenseChange {
+                license: after,
+                activation: ActivationChange::Touch { id: activations[index].id.clone(), at },
+            }),
             ActivationDecision::Activate { status, first } => {
                 after.status = status;
                 after.ever_activated = true;
@@ -123,7 +125,9 @@ fn assign(customer: &Customer) -> LicenseEdit {
 }
 
 fn with_activation(change: ActivationChange) -> LicenseEdit {
-    Box::new(move |license: &License, _: &[Activation]| Ok(LicenseChange { license: license.clone(), activation: change }))
+    Box::new(move |license: &License, _: &[Activation]| {
+        Ok(LicenseChange { license: license.clone(), activation: change })
+    })
 }
 
 #[tokio::test]
@@ -147,7 +151,10 @@ async fn environments_and_settings() {
         assert_eq!(events[0].before, Some(serde_json::to_value(&changed).unwrap()));
         assert_eq!(events[0].after, Some(serde_json::to_value(&again).unwrap()));
         assert_eq!(events[1].before, Some(serde_json::to_value(Settings::default()).unwrap()));
-        assert!(matches!(store.put_settings("nowhere", &again, &audit("settings.updated")).await, Err(StoreError::NotFound)));
+        assert!(matches!(
+            store.put_settings("nowhere", &again, &audit("settings.updated")).await,
+            Err(StoreError::NotFound)
+        ));
         assert!(all_audit_events(&store, "nowhere").await.is_empty());
     })
     .await;
@@ -266,7 +273,10 @@ async fn generators_keep_their_template() {
         let err = store.create_generator(&orphan, &audit("generator.created")).await.unwrap_err();
         assert!(matches!(err, StoreError::Conflict { code: "REFERENCE_NOT_FOUND", .. }), "{err:?}");
         let cross = Generator { environment: STAGING.into(), ..testing::generator(&product) };
-        assert!(store.create_generator(&cross, &audit("generator.created")).await.is_err(), "a product of another environment");
+        assert!(
+            store.create_generator(&cross, &audit("generator.created")).await.is_err(),
+            "a product of another environment"
+        );
 
         let page = store.generators(PROD, &ListQuery { q: Some("pro K".into()), ..list(10) }).await.unwrap();
         assert_eq!((page.total, page.data.len()), (1, 1));
@@ -295,7 +305,8 @@ async fn customers_emails_and_deletion() {
         let taken = Customer { email: "ana@acme.com".into(), ..bo.clone() };
         let err = store.update_customer(&taken, &audit("customer.updated")).await.unwrap_err();
         assert!(matches!(err, StoreError::Conflict { code: "EMAIL_TAKEN", .. }), "{err:?}");
-        let renamed = Customer { name: "Bo B. Berg".into(), email: "bo@berg.io".into(), updated_at: now(), ..bo.clone() };
+        let renamed =
+            Customer { name: "Bo B. Berg".into(), email: "bo@berg.io".into(), updated_at: now(), ..bo.clone() };
         store.update_customer(&renamed, &audit("customer.updated")).await.unwrap();
         assert_eq!(store.customer(PROD, &bo.id).await.unwrap(), Some(renamed.clone()));
 
@@ -319,7 +330,10 @@ async fn customers_emails_and_deletion() {
         assert!(matches!(err, StoreError::Conflict { code: "CUSTOMER_HAS_LICENSES", .. }), "{err:?}");
         store.delete_customer(PROD, &bo.id, &audit("customer.deleted")).await.unwrap();
         assert_eq!(store.customer(PROD, &bo.id).await.unwrap(), None);
-        assert!(matches!(store.delete_customer(PROD, &bo.id, &audit("customer.deleted")).await, Err(StoreError::NotFound)));
+        assert!(matches!(
+            store.delete_customer(PROD, &bo.id, &audit("customer.deleted")).await,
+            Err(StoreError::NotFound)
+        ));
         let deleted = &all_audit_events(&store, PROD).await[0];
         assert_eq!((deleted.action.as_str(), deleted.after.is_none()), ("customer.deleted", true));
         assert_eq!(deleted.before.as_ref().unwrap()["email"], json!("bo@berg.io"));
@@ -362,14 +376,16 @@ async fn licenses_insert_read_and_isolate() {
         // A key is unique per environment only.
         let (staging_product, staging_generator) = catalog(&store, STAGING).await;
         let twin = testing::license(&staging_generator, &staging_product, "ACME-AAAA-BBBB");
-        store.insert_licenses(&[twin.clone()], &audit("license.created")).await.unwrap();
+        store.insert_licenses(std::slice::from_ref(&twin), &audit("license.created")).await.unwrap();
         assert_eq!(store.license(STAGING, "ACME-AAAA-BBBB").await.unwrap(), Some(twin));
 
         let events = all_audit_events(&store, PROD).await;
         let created: Vec<_> = events.iter().filter(|e| e.action == "license.created").collect();
         assert_eq!(created.len(), 2, "one event per license, none for the refused batches");
         assert!(created.iter().all(|e| e.target_type == "license" && e.before.is_none()));
-        let after: License = serde_json::from_value(created.iter().find(|e| e.target_id == license.id).unwrap().after.clone().unwrap()).unwrap();
+        let after: License =
+            serde_json::from_value(created.iter().find(|e| e.target_id == license.id).unwrap().after.clone().unwrap())
+                .unwrap();
         assert_eq!(after, license);
 
         // A large batch leaves one summary event.
@@ -402,17 +418,22 @@ async fn change_license_applies_the_decision() {
         let assigned = store.change_license(PROD, "CHANGE-ME", assign(&ana), &audit("license.assigned")).await.unwrap();
         assert_eq!(assigned.before, license);
         assert_eq!(assigned.after.status, LicenseStatus::Assigned);
-        assert_eq!(assigned.after.customer, Some(CustomerRef { id: ana.id.clone(), name: ana.name.clone(), email: ana.email.clone() }));
+        assert_eq!(
+            assigned.after.customer,
+            Some(CustomerRef { id: ana.id.clone(), name: ana.name.clone(), email: ana.email.clone() })
+        );
         assert_eq!(store.license(PROD, &license.id).await.unwrap().as_ref(), Some(&assigned.after));
 
-        let first = store.change_license(PROD, &license.id, activate("fp-1"), &audit("license.activated")).await.unwrap();
+        let first =
+            store.change_license(PROD, &license.id, activate("fp-1"), &audit("license.activated")).await.unwrap();
         let ActivationChange::Add(added) = &first.activation else { panic!("{:?}", first.activation) };
         assert_eq!(first.after.status, LicenseStatus::Active);
         assert_eq!(first.after.activation_count, 1);
         assert!(first.after.ever_activated && first.after.first_activated_at.is_some());
         assert_eq!(first.activations, vec![added.clone()]);
 
-        let again = store.change_license(PROD, &license.id, activate("fp-1"), &audit("license.activated")).await.unwrap();
+        let again =
+            store.change_license(PROD, &license.id, activate("fp-1"), &audit("license.activated")).await.unwrap();
         let ActivationChange::Touch { id, at } = &again.activation else { panic!("{:?}", again.activation) };
         assert_eq!(id, &added.id);
         assert_eq!(again.activations[0].last_seen_at, *at);
@@ -427,7 +448,12 @@ async fn change_license_applies_the_decision() {
         assert_eq!(store.activation(STAGING, &added.id).await.unwrap(), None);
 
         let removed = store
-            .change_license(PROD, &license.id, with_activation(ActivationChange::Remove { id: added.id.clone() }), &audit("activation.deleted"))
+            .change_license(
+                PROD,
+                &license.id,
+                with_activation(ActivationChange::Remove { id: added.id.clone() }),
+                &audit("activation.deleted"),
+            )
             .await
             .unwrap();
         assert_eq!((removed.after.activation_count, removed.activations.len()), (1, 1));
@@ -452,11 +478,20 @@ async fn change_license_applies_the_decision() {
         assert_eq!(revoked.after.status, LicenseStatus::Revoked);
         assert_eq!(revoked.after.suspension_reason.as_deref(), Some("fraud"));
 
-        let events: Vec<_> = all_audit_events(&store, PROD).await.into_iter().filter(|e| e.target_type == "license").collect();
+        let events: Vec<_> =
+            all_audit_events(&store, PROD).await.into_iter().filter(|e| e.target_type == "license").collect();
         let actions: Vec<_> = events.iter().map(|e| e.action.as_str()).collect();
         assert_eq!(
             actions,
-            ["license.revoked", "activation.deleted", "license.activated", "license.activated", "license.activated", "license.assigned", "license.created"]
+            [
+                "license.revoked",
+                "activation.deleted",
+                "license.activated",
+                "license.activated",
+                "license.activated",
+                "license.assigned",
+                "license.created"
+            ]
         );
         let last: License = serde_json::from_value(events[0].after.clone().unwrap()).unwrap();
         assert_eq!(last, revoked.after);
@@ -478,10 +513,16 @@ async fn refusals_and_failures_write_nothing() {
         let events_before = all_audit_events(&store, PROD).await.len();
 
         // Available licenses cannot activate: core refuses, the store writes nothing.
-        let err = store.change_license(PROD, "REFUSE-ME", activate("fp"), &audit("license.activated")).await.unwrap_err();
+        let err =
+            store.change_license(PROD, "REFUSE-ME", activate("fp"), &audit("license.activated")).await.unwrap_err();
         assert!(matches!(err, StoreError::Refused(Refusal::State(ValidationCode::LicenseNotAssigned))), "{err:?}");
         let err = store
-            .change_license(PROD, "REFUSE-ME", Box::new(|_, _| Err(Refusal::Invalid("no".into()))), &audit("license.updated"))
+            .change_license(
+                PROD,
+                "REFUSE-ME",
+                Box::new(|_, _| Err(Refusal::Invalid("no".into()))),
+                &audit("license.updated"),
+            )
             .await
             .unwrap_err();
         assert!(matches!(err, StoreError::Refused(Refusal::Invalid(_))), "{err:?}");
@@ -498,13 +539,17 @@ async fn refusals_and_failures_write_nothing() {
             after.customer_id = Some("cus_nobody".into());
             Ok(LicenseChange { license: after, activation: ActivationChange::None })
         });
-        let err = store.change_license(PROD, "REFUSE-ME", ghost_customer, &audit("license.assigned")).await.unwrap_err();
+        let err =
+            store.change_license(PROD, "REFUSE-ME", ghost_customer, &audit("license.assigned")).await.unwrap_err();
         assert!(matches!(err, StoreError::Conflict { code: "REFERENCE_NOT_FOUND", .. }), "{err:?}");
 
         assert_eq!(store.license(PROD, "REFUSE-ME").await.unwrap(), Some(license.clone()));
         assert_eq!(all_audit_events(&store, PROD).await.len(), events_before, "no audit event for refused changes");
 
-        let err = store.delete_license(PROD, "REFUSE-ME", Box::new(|_| Err(Refusal::WasActivated)), &audit("license.deleted")).await.unwrap_err();
+        let err = store
+            .delete_license(PROD, "REFUSE-ME", Box::new(|_| Err(Refusal::WasActivated)), &audit("license.deleted"))
+            .await
+            .unwrap_err();
         assert!(matches!(err, StoreError::Refused(Refusal::WasActivated)), "{err:?}");
         assert_eq!(store.license(PROD, "REFUSE-ME").await.unwrap(), Some(license));
         assert_eq!(all_audit_events(&store, PROD).await.len(), events_before);
@@ -527,7 +572,9 @@ async fn activation_limit_holds_under_concurrency() {
             .map(|i| {
                 let store = store.clone();
                 tokio::spawn(async move {
-                    store.change_license(PROD, "RACE-KEY", activate(&format!("device-{i}")), &audit("license.activated")).await
+                    store
+                        .change_license(PROD, "RACE-KEY", activate(&format!("device-{i}")), &audit("license.activated"))
+                        .await
                 })
             })
             .collect();
@@ -596,7 +643,8 @@ async fn delete_frees_the_key() {
         store.create_customer(&customer, &audit("customer.created")).await.unwrap();
         let license = testing::assigned(testing::license(&generator, &product, "DELETE-ME"), &customer);
         store.insert_licenses(std::slice::from_ref(&license), &audit("license.created")).await.unwrap();
-        let activated = store.change_license(PROD, "DELETE-ME", activate("fp"), &audit("license.activated")).await.unwrap();
+        let activated =
+            store.change_license(PROD, "DELETE-ME", activate("fp"), &audit("license.activated")).await.unwrap();
         let validation = ValidationRecord {
             environment: PROD.into(),
             license_id: license.id.clone(),
@@ -608,7 +656,12 @@ async fn delete_frees_the_key() {
         store.record_validations(&[validation]).await.unwrap();
 
         let deleted = store
-            .delete_license(PROD, "DELETE-ME", Box::new(|l| keyward_core::activation::decide_delete(l.ever_activated, true)), &audit("license.deleted"))
+            .delete_license(
+                PROD,
+                "DELETE-ME",
+                Box::new(|l| keyward_core::activation::decide_delete(l.ever_activated, true)),
+                &audit("license.deleted"),
+            )
             .await
             .unwrap();
         assert_eq!(deleted.id, license.id);
@@ -687,7 +740,9 @@ fn sort_value(license: &License, sort: LicenseSort) -> (i64, String) {
         LicenseSort::Key => (0, license.key.clone()),
         LicenseSort::Product => (0, license.product_name.to_ascii_lowercase()),
         LicenseSort::Customer => (0, license.customer.as_ref().map(|c| c.email.clone()).unwrap_or_default()),
-        LicenseSort::Status => (LicenseStatus::ALL.iter().position(|s| *s == license.status).unwrap() as i64, String::new()),
+        LicenseSort::Status => {
+            (LicenseStatus::ALL.iter().position(|s| *s == license.status).unwrap() as i64, String::new())
+        }
         LicenseSort::ActivationLimit => {
             (if license.activation_limit.get() < 0 { i64::MAX } else { license.activation_limit.get() }, String::new())
         }
@@ -745,8 +800,10 @@ async fn license_lists_sort_and_page_completely() {
             }
         }
         // A cursor of one sort is refused by another.
-        let page = store.licenses(PROD, &LicenseQuery { limit: 3, sort: LicenseSort::Key, ..license_query() }).await.unwrap();
-        let other = LicenseQuery { limit: 3, sort: LicenseSort::ExpiresAt, cursor: page.next_cursor, ..license_query() };
+        let page =
+            store.licenses(PROD, &LicenseQuery { limit: 3, sort: LicenseSort::Key, ..license_query() }).await.unwrap();
+        let other =
+            LicenseQuery { limit: 3, sort: LicenseSort::ExpiresAt, cursor: page.next_cursor, ..license_query() };
         assert!(matches!(store.licenses(PROD, &other).await, Err(StoreError::Conflict { code: "INVALID_CURSOR", .. })));
     })
     .await;
@@ -770,7 +827,18 @@ async fn license_search_and_filters() {
                 .map(|l| l.id.clone())
                 .collect::<HashSet<_>>()
         };
-        for q in ["@acme.com", "ACME.COM", "acme", "ZETA-0", "beta TOOL", "bo acme", "%", "_0", "example.org", "nothing-like-it"] {
+        for q in [
+            "@acme.com",
+            "ACME.COM",
+            "acme",
+            "ZETA-0",
+            "beta TOOL",
+            "bo acme",
+            "%",
+            "_0",
+            "example.org",
+            "nothing-like-it",
+        ] {
             let (seen, total) = page_through(&store, &LicenseQuery { q: Some(q.into()), ..license_query() }).await;
             let ids: HashSet<_> = seen.iter().map(|l| l.id.clone()).collect();
             assert_eq!(ids.len(), seen.len());
@@ -781,7 +849,8 @@ async fn license_search_and_filters() {
 
         let product = licenses[1].product_id.clone();
         let customer = licenses[2].customer_id.clone().unwrap();
-        let query = LicenseQuery { product: Some(product.clone()), customer: Some(customer.clone()), ..license_query() };
+        let query =
+            LicenseQuery { product: Some(product.clone()), customer: Some(customer.clone()), ..license_query() };
         let (seen, total) = page_through(&store, &query).await;
         let expected: HashSet<_> = licenses
             .iter()
@@ -894,12 +963,16 @@ async fn audit_log_filters_and_pages() {
         let page = store.audit_events(PROD, &by_target).await.unwrap();
         assert_eq!((page.total, page.data.len()), (7, 4));
         assert_eq!(page.data[0].after.as_ref().unwrap()["name"], json!("Name 5"));
-        let rest = store.audit_events(PROD, &AuditQuery { cursor: page.next_cursor, ..by_target.clone() }).await.unwrap();
+        let rest =
+            store.audit_events(PROD, &AuditQuery { cursor: page.next_cursor, ..by_target.clone() }).await.unwrap();
         assert_eq!(rest.data.len(), 3);
         assert_eq!(rest.data[2].action, "product.created");
         let by_action = AuditQuery { action: Some("generator.created".into()), limit: 10, ..Default::default() };
         assert_eq!(store.audit_events(PROD, &by_action).await.unwrap().total, 1);
-        assert_eq!(store.audit_events(STAGING, &AuditQuery { limit: 10, ..Default::default() }).await.unwrap().total, 0);
+        assert_eq!(
+            store.audit_events(STAGING, &AuditQuery { limit: 10, ..Default::default() }).await.unwrap().total,
+            0
+        );
     })
     .await;
 }
@@ -1023,7 +1096,11 @@ async fn license_changes_reach_other_nodes() {
     writer.create_customer(&ana, &audit("customer.created")).await.unwrap();
     writer.change_license(PROD, &license.id, assign(&ana), &audit("license.assigned")).await.unwrap();
     let heard = tokio::time::timeout(within, changes.recv()).await.expect("the change is heard within 1 s");
-    assert_eq!(heard, Some(CacheInvalidation::License { environment: PROD.into(), key: "HEAR-ME".into() }), "refused changes are not announced");
+    assert_eq!(
+        heard,
+        Some(CacheInvalidation::License { environment: PROD.into(), key: "HEAR-ME".into() }),
+        "refused changes are not announced"
+    );
 
     writer.delete_license(PROD, "HEAR-ME", Box::new(|_| Ok(())), &audit("license.deleted")).await.unwrap();
     let heard = tokio::time::timeout(within, changes.recv()).await.expect("the deletion is heard within 1 s");
@@ -1051,7 +1128,10 @@ async fn populate(store: &SqlStore) {
         created_at: now(),
     };
     store.create_token(&token, &audit("token.created")).await.unwrap();
-    store.put_settings(STAGING, &Settings { grace_period_days: 3, ..Settings::default() }, &audit("settings.updated")).await.unwrap();
+    store
+        .put_settings(STAGING, &Settings { grace_period_days: 3, ..Settings::default() }, &audit("settings.updated"))
+        .await
+        .unwrap();
     assert!(store.create_first_signing_key(&signing_key("k1")).await.unwrap());
     store.rotate_signing_key(&signing_key("k2"), &audit("signing_key.rotated")).await.unwrap();
     let licenses = varied_licenses(store).await;
@@ -1059,7 +1139,10 @@ async fn populate(store: &SqlStore) {
     let (product, mut generator) = catalog(store, STAGING).await;
     generator.metadata = Metadata::parse(json!({"zeta": [1, 2.5, "x"], "alpha": {"b": null, "a": true}})).unwrap();
     store.update_generator(&generator, &audit("generator.updated")).await.unwrap();
-    store.insert_licenses(&[testing::license(&generator, &product, "STAGING-1")], &audit("license.created")).await.unwrap();
+    store
+        .insert_licenses(&[testing::license(&generator, &product, "STAGING-1")], &audit("license.created"))
+        .await
+        .unwrap();
     let activatable = licenses.iter().find(|l| l.status == LicenseStatus::Assigned && l.expires_at.is_none()).unwrap();
     store.change_license(PROD, &activatable.id, activate("fp-1"), &audit("license.activated")).await.unwrap();
     store.change_license(PROD, &activatable.id, activate("fp-2"), &audit("license.activated")).await.unwrap();
@@ -1096,7 +1179,7 @@ async fn export_import_between_backends() {
     let truncated = Dump::from_json(&bytes[..bytes.len() / 2]).unwrap_err();
     assert!(matches!(truncated, StoreError::Import(_)), "{truncated:?}");
     let mut tampered = exported.clone();
-    tampered.data.licenses[0].activation_limit = ActivationLimit::UNLIMITED;
+    tampered.data.licenses[0].activation_limit = ActivationLimit::parse(7777).unwrap();
     let err = tampered.verify().unwrap_err();
     assert!(err.to_string().contains("checksum"), "{err}");
     let text = String::from_utf8(bytes.clone()).unwrap().replacen("Alpha Suite", "Alpha Suitf", 1);

@@ -38,14 +38,26 @@ pub struct TokenCreated {
 
 #[utoipa::path(post, path = "/tokens", tag = "tokens", request_body = CreateToken, security(("token" = [])),
     responses((status = 201, body = TokenCreated), (status = 403, body = keyward_core::api::ErrorBody), (status = 422, body = keyward_core::api::ErrorBody)))]
-pub async fn create_token(State(state): State<AppState>, caller: Caller, JsonBody(body): JsonBody<CreateToken>) -> ApiResult<(StatusCode, Json<TokenCreated>)> {
+pub async fn create_token(
+    State(state): State<AppState>,
+    caller: Caller,
+    JsonBody(body): JsonBody<CreateToken>,
+) -> ApiResult<(StatusCode, Json<TokenCreated>)> {
     caller.require(Permission::ManageTokens)?;
     let name = parse_name(&body.name).map_err(|e| ApiError::invalid("name", e))?;
     let environment = body.environment.unwrap_or_else(|| caller.environment.clone());
     if !state.has_environment(&environment) {
         return Err(ApiError::invalid("environment", format!("`{environment}` is not an environment")));
     }
-    let (token, secret) = crate::tokens::create(state.store.as_ref(), &name, body.role, &environment, None, &caller.audit("token.created")).await?;
+    let (token, secret) = crate::tokens::create(
+        state.store.as_ref(),
+        &name,
+        body.role,
+        &environment,
+        None,
+        &caller.audit("token.created"),
+    )
+    .await?;
     Ok((
         StatusCode::CREATED,
         Json(TokenCreated {
@@ -72,9 +84,18 @@ pub struct AuditParams {
 
 #[utoipa::path(get, path = "/audit-events", tag = "audit", params(AuditParams), security(("token" = [])),
     responses((status = 200, body = Page<AuditEventView>, description = "newest first")))]
-pub async fn list_audit_events(State(state): State<AppState>, caller: Caller, QueryParams(params): QueryParams<AuditParams>) -> ApiResult<Json<Page<AuditEventView>>> {
+pub async fn list_audit_events(
+    State(state): State<AppState>,
+    caller: Caller,
+    QueryParams(params): QueryParams<AuditParams>,
+) -> ApiResult<Json<Page<AuditEventView>>> {
     caller.require(Permission::Read)?;
-    let query = AuditQuery { target_id: params.target, action: params.action, limit: limit(params.limit)?, cursor: params.cursor };
+    let query = AuditQuery {
+        target_id: params.target,
+        action: params.action,
+        limit: limit(params.limit)?,
+        cursor: params.cursor,
+    };
     let events = state.store.audit_events(&caller.environment, &query).await?;
     Ok(Json(Page::from_store(events, AuditEventView::from)))
 }
@@ -125,14 +146,33 @@ fn in_range(name: &str, value: Option<i64>, range: std::ops::RangeInclusive<i64>
 
 #[utoipa::path(patch, path = "/settings", tag = "settings", request_body = UpdateSettings, security(("token" = [])),
     responses((status = 200, body = SettingsView), (status = 422, body = keyward_core::api::ErrorBody)))]
-pub async fn update_settings(State(state): State<AppState>, caller: Caller, JsonBody(body): JsonBody<UpdateSettings>) -> ApiResult<Json<SettingsView>> {
+pub async fn update_settings(
+    State(state): State<AppState>,
+    caller: Caller,
+    JsonBody(body): JsonBody<UpdateSettings>,
+) -> ApiResult<Json<SettingsView>> {
     caller.require(Permission::ManageEnvironment)?;
     let current = state.store.settings(&caller.environment).await?;
     let settings = Settings {
         grace_period_days: in_range("grace_period_days", body.grace_period_days, 0..=365, current.grace_period_days)?,
-        offline_file_lifetime_secs: in_range("offline_file_lifetime_secs", body.offline_file_lifetime_secs, 60..=31_536_000, current.offline_file_lifetime_secs)?,
-        validate_rate_per_key: in_range("validate_rate_per_key", body.validate_rate_per_key, 1..=1_000_000, current.validate_rate_per_key)?,
-        not_found_rate_per_ip: in_range("not_found_rate_per_ip", body.not_found_rate_per_ip, 1..=1_000_000, current.not_found_rate_per_ip)?,
+        offline_file_lifetime_secs: in_range(
+            "offline_file_lifetime_secs",
+            body.offline_file_lifetime_secs,
+            60..=31_536_000,
+            current.offline_file_lifetime_secs,
+        )?,
+        validate_rate_per_key: in_range(
+            "validate_rate_per_key",
+            body.validate_rate_per_key,
+            1..=1_000_000,
+            current.validate_rate_per_key,
+        )?,
+        not_found_rate_per_ip: in_range(
+            "not_found_rate_per_ip",
+            body.not_found_rate_per_ip,
+            1..=1_000_000,
+            current.not_found_rate_per_ip,
+        )?,
     };
     state.store.put_settings(&caller.environment, &settings, &caller.audit("settings.updated")).await?;
     state.set_settings(&caller.environment, settings.clone());
@@ -141,11 +181,18 @@ pub async fn update_settings(State(state): State<AppState>, caller: Caller, Json
 
 #[utoipa::path(post, path = "/signing-keys/rotate", tag = "signing keys", security(("token" = [])),
     responses((status = 201, body = PublicKey, description = "the new current key"), (status = 403, body = keyward_core::api::ErrorBody)))]
-pub async fn rotate_signing_key(State(state): State<AppState>, caller: Caller) -> ApiResult<(StatusCode, Json<PublicKey>)> {
+pub async fn rotate_signing_key(
+    State(state): State<AppState>,
+    caller: Caller,
+) -> ApiResult<(StatusCode, Json<PublicKey>)> {
     caller.require(Permission::ManageTokens)?;
-    let key = state.keys.rotate(state.store.as_ref(), &caller.environment, &caller.audit("signing_key.rotated")).await.map_err(|err| {
-        tracing::error!(error = %err, "signing key rotation failed");
-        ApiError::internal()
-    })?;
+    let key = state
+        .keys
+        .rotate(state.store.as_ref(), &caller.environment, &caller.audit("signing_key.rotated"))
+        .await
+        .map_err(|err| {
+            tracing::error!(error = %err, "signing key rotation failed");
+            ApiError::internal()
+        })?;
     Ok((StatusCode::CREATED, Json(key)))
 }

@@ -3,7 +3,7 @@
 use super::{double_option, IdPath, PageParams, QueryParams};
 use crate::error::{ApiError, ApiResult};
 use crate::extract::{Caller, JsonBody};
-use crate::routes::licenses::{draft_license, insert_generated, LicenseDraft};
+use crate::issue::{draft_license, insert_generated, LicenseDraft};
 use crate::state::AppState;
 use crate::views::{CustomerView, GeneratorView, LicenseView, Page, ProductView};
 use axum::extract::{Path, State};
@@ -37,7 +37,11 @@ pub struct UpdateProduct {
 
 #[utoipa::path(get, path = "/products", tag = "products", params(PageParams), security(("token" = [])),
     responses((status = 200, body = Page<ProductView>)))]
-pub async fn list_products(State(state): State<AppState>, caller: Caller, QueryParams(page): QueryParams<PageParams>) -> ApiResult<Json<Page<ProductView>>> {
+pub async fn list_products(
+    State(state): State<AppState>,
+    caller: Caller,
+    QueryParams(page): QueryParams<PageParams>,
+) -> ApiResult<Json<Page<ProductView>>> {
     caller.require(Permission::Read)?;
     let products = state.store.products(&caller.environment, &page.list_query()?).await?;
     Ok(Json(Page::from_store(products, ProductView::from)))
@@ -45,7 +49,11 @@ pub async fn list_products(State(state): State<AppState>, caller: Caller, QueryP
 
 #[utoipa::path(post, path = "/products", tag = "products", request_body = CreateProduct, security(("token" = [])),
     responses((status = 201, body = ProductView), (status = 422, body = keyward_core::api::ErrorBody)))]
-pub async fn create_product(State(state): State<AppState>, caller: Caller, JsonBody(body): JsonBody<CreateProduct>) -> ApiResult<(StatusCode, Json<ProductView>)> {
+pub async fn create_product(
+    State(state): State<AppState>,
+    caller: Caller,
+    JsonBody(body): JsonBody<CreateProduct>,
+) -> ApiResult<(StatusCode, Json<ProductView>)> {
     caller.require(Permission::ManageLicensing)?;
     let now = Utc::now();
     let product = Product {
@@ -66,7 +74,11 @@ pub async fn product_of(state: &AppState, environment: &str, id: &str) -> ApiRes
 
 #[utoipa::path(get, path = "/products/{id}", tag = "products", security(("token" = [])),
     responses((status = 200, body = ProductView), (status = 404, body = keyward_core::api::ErrorBody)))]
-pub async fn get_product(State(state): State<AppState>, caller: Caller, Path(IdPath { id }): Path<IdPath>) -> ApiResult<Json<ProductView>> {
+pub async fn get_product(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(IdPath { id }): Path<IdPath>,
+) -> ApiResult<Json<ProductView>> {
     caller.require(Permission::Read)?;
     Ok(Json(product_of(&state, &caller.environment, &id).await?.into()))
 }
@@ -135,13 +147,19 @@ fn validity(days: Option<i64>, basis: Option<ValidityBasis>) -> ApiResult<Option
     match (days, basis) {
         (None, None) => Ok(None),
         (None, Some(_)) => Err(ApiError::invalid("validity_days", "is required with validity_basis")),
-        (Some(days), basis) => Ok(Some(field("validity_days", Validity::parse(days, basis.unwrap_or(ValidityBasis::Creation)))?)),
+        (Some(days), basis) => {
+            Ok(Some(field("validity_days", Validity::parse(days, basis.unwrap_or(ValidityBasis::Creation)))?))
+        }
     }
 }
 
 #[utoipa::path(get, path = "/generators", tag = "generators", params(PageParams), security(("token" = [])),
     responses((status = 200, body = Page<GeneratorView>)))]
-pub async fn list_generators(State(state): State<AppState>, caller: Caller, QueryParams(page): QueryParams<PageParams>) -> ApiResult<Json<Page<GeneratorView>>> {
+pub async fn list_generators(
+    State(state): State<AppState>,
+    caller: Caller,
+    QueryParams(page): QueryParams<PageParams>,
+) -> ApiResult<Json<Page<GeneratorView>>> {
     caller.require(Permission::Read)?;
     let generators = state.store.generators(&caller.environment, &page.list_query()?).await?;
     Ok(Json(Page::from_store(generators, GeneratorView::from)))
@@ -149,7 +167,11 @@ pub async fn list_generators(State(state): State<AppState>, caller: Caller, Quer
 
 #[utoipa::path(post, path = "/generators", tag = "generators", request_body = CreateGenerator, security(("token" = [])),
     responses((status = 201, body = GeneratorView), (status = 409, body = keyward_core::api::ErrorBody), (status = 422, body = keyward_core::api::ErrorBody)))]
-pub async fn create_generator(State(state): State<AppState>, caller: Caller, JsonBody(body): JsonBody<CreateGenerator>) -> ApiResult<(StatusCode, Json<GeneratorView>)> {
+pub async fn create_generator(
+    State(state): State<AppState>,
+    caller: Caller,
+    JsonBody(body): JsonBody<CreateGenerator>,
+) -> ApiResult<(StatusCode, Json<GeneratorView>)> {
     caller.require(Permission::ManageLicensing)?;
     let product = state
         .store
@@ -166,8 +188,14 @@ pub async fn create_generator(State(state): State<AppState>, caller: Caller, Jso
         format: body.format,
         activation_limit: field("activation_limit", ActivationLimit::parse(body.activation_limit))?,
         validity: validity(body.validity_days, body.validity_basis)?.map(Into::into),
-        feature_flags: field("feature_flags", FeatureFlags::parse(body.feature_flags.unwrap_or_else(|| Value::Object(Default::default()))))?,
-        metadata: field("metadata", Metadata::parse(body.metadata.unwrap_or_else(|| Value::Object(Default::default()))))?,
+        feature_flags: field(
+            "feature_flags",
+            FeatureFlags::parse(body.feature_flags.unwrap_or_else(|| Value::Object(Default::default()))),
+        )?,
+        metadata: field(
+            "metadata",
+            Metadata::parse(body.metadata.unwrap_or_else(|| Value::Object(Default::default()))),
+        )?,
         created_at: now,
         updated_at: now,
     };
@@ -181,7 +209,11 @@ pub async fn generator_of(state: &AppState, environment: &str, id: &str) -> ApiR
 
 #[utoipa::path(get, path = "/generators/{id}", tag = "generators", security(("token" = [])),
     responses((status = 200, body = GeneratorView), (status = 404, body = keyward_core::api::ErrorBody)))]
-pub async fn get_generator(State(state): State<AppState>, caller: Caller, Path(IdPath { id }): Path<IdPath>) -> ApiResult<Json<GeneratorView>> {
+pub async fn get_generator(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(IdPath { id }): Path<IdPath>,
+) -> ApiResult<Json<GeneratorView>> {
     caller.require(Permission::Read)?;
     Ok(Json(generator_of(&state, &caller.environment, &id).await?.into()))
 }
@@ -256,8 +288,16 @@ pub async fn generate(
     let generator = generator_of(&state, &caller.environment, &id).await?;
     let draft = LicenseDraft { customer: body.customer, ..LicenseDraft::default() };
     let now = Utc::now();
-    let (template, product) = draft_license(&state, &caller.environment, &generator, &draft, now).await?;
-    let licenses = insert_generated(&state, &generator, &template, body.count as usize, &caller.audit("license.created")).await?;
+    let (template, product) = draft_license(state.store.as_ref(), &caller.environment, &generator, &draft, now).await?;
+    let licenses = insert_generated(
+        state.store.as_ref(),
+        &generator,
+        &template,
+        body.count as usize,
+        &caller.audit("license.created"),
+    )
+    .await?;
+    state.licenses.forget_unknown();
     let grace = state.grace(&caller.environment);
     let data = licenses
         .into_iter()
@@ -287,7 +327,11 @@ pub struct UpdateCustomer {
 
 #[utoipa::path(get, path = "/customers", tag = "customers", params(PageParams), security(("token" = [])),
     responses((status = 200, body = Page<CustomerView>)))]
-pub async fn list_customers(State(state): State<AppState>, caller: Caller, QueryParams(page): QueryParams<PageParams>) -> ApiResult<Json<Page<CustomerView>>> {
+pub async fn list_customers(
+    State(state): State<AppState>,
+    caller: Caller,
+    QueryParams(page): QueryParams<PageParams>,
+) -> ApiResult<Json<Page<CustomerView>>> {
     caller.require(Permission::Read)?;
     let customers = state.store.customers(&caller.environment, &page.list_query()?).await?;
     Ok(Json(Page::from_store(customers, CustomerView::from)))
@@ -296,7 +340,11 @@ pub async fn list_customers(State(state): State<AppState>, caller: Caller, Query
 #[utoipa::path(post, path = "/customers", tag = "customers", request_body = CreateCustomer, security(("token" = [])),
     responses((status = 201, body = CustomerView), (status = 409, body = keyward_core::api::ErrorBody, description = "EMAIL_TAKEN"),
               (status = 422, body = keyward_core::api::ErrorBody)))]
-pub async fn create_customer(State(state): State<AppState>, caller: Caller, JsonBody(body): JsonBody<CreateCustomer>) -> ApiResult<(StatusCode, Json<CustomerView>)> {
+pub async fn create_customer(
+    State(state): State<AppState>,
+    caller: Caller,
+    JsonBody(body): JsonBody<CreateCustomer>,
+) -> ApiResult<(StatusCode, Json<CustomerView>)> {
     caller.require(Permission::ManageLicensing)?;
     let now = Utc::now();
     let customer = Customer {
@@ -304,7 +352,10 @@ pub async fn create_customer(State(state): State<AppState>, caller: Caller, Json
         environment: caller.environment.clone(),
         name: field("name", parse_name(&body.name))?,
         email: field("email", Email::parse(&body.email))?.as_str().to_owned(),
-        metadata: field("metadata", Metadata::parse(body.metadata.unwrap_or_else(|| Value::Object(Default::default()))))?,
+        metadata: field(
+            "metadata",
+            Metadata::parse(body.metadata.unwrap_or_else(|| Value::Object(Default::default()))),
+        )?,
         created_at: now,
         updated_at: now,
     };
@@ -318,7 +369,11 @@ async fn customer_of(state: &AppState, environment: &str, id: &str) -> ApiResult
 
 #[utoipa::path(get, path = "/customers/{id}", tag = "customers", security(("token" = [])),
     responses((status = 200, body = CustomerView), (status = 404, body = keyward_core::api::ErrorBody)))]
-pub async fn get_customer(State(state): State<AppState>, caller: Caller, Path(IdPath { id }): Path<IdPath>) -> ApiResult<Json<CustomerView>> {
+pub async fn get_customer(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(IdPath { id }): Path<IdPath>,
+) -> ApiResult<Json<CustomerView>> {
     caller.require(Permission::Read)?;
     Ok(Json(customer_of(&state, &caller.environment, &id).await?.into()))
 }
@@ -349,11 +404,17 @@ pub async fn update_customer(
 
 #[utoipa::path(delete, path = "/customers/{id}", tag = "customers", security(("token" = [])),
     responses((status = 204), (status = 404, body = keyward_core::api::ErrorBody), (status = 409, body = keyward_core::api::ErrorBody, description = "CUSTOMER_HAS_LICENSES")))]
-pub async fn delete_customer(State(state): State<AppState>, caller: Caller, Path(IdPath { id }): Path<IdPath>) -> ApiResult<StatusCode> {
+pub async fn delete_customer(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(IdPath { id }): Path<IdPath>,
+) -> ApiResult<StatusCode> {
     caller.require(Permission::ManageLicensing)?;
-    state.store.delete_customer(&caller.environment, &id, &caller.audit("customer.deleted")).await.map_err(|err| match err {
-        keyward_store::StoreError::NotFound => ApiError::not_found("customer"),
-        other => other.into(),
+    state.store.delete_customer(&caller.environment, &id, &caller.audit("customer.deleted")).await.map_err(|err| {
+        match err {
+            keyward_store::StoreError::NotFound => ApiError::not_found("customer"),
+            other => other.into(),
+        }
     })?;
     Ok(StatusCode::NO_CONTENT)
 }

@@ -1,7 +1,7 @@
 //! The license API, authenticated by the key itself: validate, activate, deactivate, offline files.
 //! Every answer, errors included, is signed over method, path, status, nonce and body.
 
-use crate::cache::Cached;
+use crate::cache::Snapshot;
 use crate::error::ApiError;
 use crate::extract::{read_body, ClientIp, Env, JsonBody, OriginalPath};
 use crate::keys::PublicKey;
@@ -14,8 +14,8 @@ use axum::Extension;
 use chrono::{DateTime, Utc};
 use keyward_core::activation::{decide_activation, decide_deactivation, ActivationDecision, ValidityBasis};
 use keyward_core::api::{
-    ActivateAnswer, ActivateRequest, DeactivateAnswer, DeactivateRequest, ErrorBody, OfflineFileRequest, ValidateAnswer,
-    ValidateRequest,
+    ActivateAnswer, ActivateRequest, DeactivateAnswer, DeactivateRequest, ErrorBody, OfflineFileRequest,
+    ValidateAnswer, ValidateRequest,
 };
 use keyward_core::ids::{new_id, IdKind};
 use keyward_core::offline::{OfflineClaims, OfflineFile};
@@ -43,7 +43,8 @@ struct Answer<'a> {
 impl Answer<'_> {
     fn json<T: Serialize>(&self, status: StatusCode, body: &T) -> Response {
         let bytes = serde_json::to_vec(body).unwrap_or_default();
-        let mut response = (status, [(axum::http::header::CONTENT_TYPE, "application/json")], bytes.clone()).into_response();
+        let mut response =
+            (status, [(axum::http::header::CONTENT_TYPE, "application/json")], bytes.clone()).into_response();
         if let Some(signer) = self.state.keys.current(self.environment) {
             let header = signer.sign_answer("POST", self.path, status.as_u16(), &self.nonce, &bytes);
             if let Ok(value) = HeaderValue::from_str(&header) {
@@ -60,7 +61,10 @@ impl Answer<'_> {
 }
 
 /// Reads and parses the body, keeping the nonce for the signature even when the rest is refused.
-async fn parse<T: serde::de::DeserializeOwned + HasNonce>(req: Request, answer: &mut Answer<'_>) -> Result<T, Response> {
+async fn parse<T: serde::de::DeserializeOwned + HasNonce>(
+    req: Request,
+    answer: &mut Answer<'_>,
+) -> Result<T, Response> {
     let bytes = read_body(req).await.map_err(|e| answer.error(e))?;
     let parsed: T = JsonBody::parse(&bytes).map_err(|e| answer.error(e))?;
     let nonce = parsed.nonce().unwrap_or_default();
@@ -94,15 +98,11 @@ fn field<T>(name: &str, parsed: Result<T, keyward_core::values::InvalidValue>) -
 }
 
 /// The license for `key`, from memory; `None` when no license has it.
-async fn lookup(state: &AppState, environment: &str, key: &str) -> Result<Option<Arc<Cached>>, ApiError> {
+async fn lookup(state: &AppState, environment: &str, key: &str) -> Result<Option<Arc<Snapshot>>, ApiError> {
     if key.len() > MAX_KEY {
         return Ok(None);
     }
-    let cached = state.licenses.get(state.store.as_ref(), environment, key).await?;
-    Ok(match *cached {
-        Cached::Found(_) => Some(cached),
-        Cached::Missing => None,
-    })
+    Ok(state.licenses.get(state.store.as_ref(), environment, key).await?)
 }
 
 #[utoipa::path(post, path = "/validate", tag = "license API", request_body = ValidateRequest,
@@ -133,19 +133,28 @@ async fn validate_key(
     ip: Option<String>,
     request: &ValidateRequest,
 ) -> Result<(StatusCode, ValidateAnswer), ApiError> {
-    let fingerprint = request.fingerprint.as_deref().map(|f| field("fingerprint", Fingerprint::parse(f))).transpose()?;
+    let fingerprint =
+        request.fingerprint.as_deref().map(|f| field("fingerprint", Fingerprint::parse(f))).transpose()?;
     let domain = request.domain.as_deref().map(|d| field("domain", Domain::parse(d))).transpose()?;
     if fingerprint.is_some() && domain.is_some() {
         return Err(ApiError::invalid("domain", "cannot be given together with a fingerprint"));
     }
     let now = Utc::now();
     let nonce = request.nonce.clone();
-    let Some(cached) = lookup(state, environment, &request.key).await? else {
+    let Some(snapshot) = lookup(state, environment, &request.key).await? else {
         let code = ValidationCode::LicenseNotFound;
-        let body = ValidateAnswer { valid: false, code, detail: code.detail().into(), license: None, activation: None, in_grace: None, nonce, ts: now };
+        let body = ValidateAnswer {
+            valid: false,
+            code,
+            detail: code.detail().into(),
+            license: None,
+            activation: None,
+            in_grace: None,
+            nonce,
+            ts: now,
+        };
         return Ok((StatusCode::NOT_FOUND, body));
     };
-    let Cached::Found(snapshot) = &*cached else { unreachable!("lookup returns found licenses only") };
     let license = &snapshot.license;
     let grace = state.grace(environment);
     let facts = LicenseFacts {
@@ -168,7 +177,8 @@ async fn validate_key(
         Verdict::ActivateDomain { status, in_grace } => {
             let domain = domain.as_ref().map(Domain::as_str).unwrap_or_default();
             let audit = license_audit(&request.key, ip.clone(), "activation.created");
-            let edit = activation_edit(ActivationKind::Domain, domain, &ActivateRequest::default(), ip.clone(), grace, now);
+            let edit =
+                activation_edit(ActivationKind::Domain, domain, &ActivateRequest::default(), ip.clone(), grace, now);
             match state.store.change_license(environment, &license.id, edit, &audit).await {
                 Ok(changed) => {
                     state.licenses.invalidate(environment, &request.key);
@@ -312,19 +322,19 @@ async fn activate_device(
     optional_text("name", &request.name)?;
     optional_text("platform", &request.platform)?;
     optional_text("hostname", &request.hostname)?;
-    let Some(cached) = lookup(state, environment, &request.key).await? else {
+    let Some(snapshot) = lookup(state, environment, &request.key).await? else {
         return Err(ApiError::license_not_found());
     };
-    let Cached::Found(snapshot) = &*cached else { unreachable!("lookup returns found licenses only") };
     let now = Utc::now();
     let grace = state.grace(environment);
     let edit = activation_edit(ActivationKind::Device, fingerprint.as_str(), request, ip.clone(), grace, now);
     let audit = license_audit(&request.key, ip, "license.activated");
-    let changed = state.store.change_license(environment, &snapshot.license.id, edit, &audit).await.map_err(|err| match err {
-        keyward_store::StoreError::NotFound => ApiError::license_not_found(),
-        keyward_store::StoreError::Refused(refusal) => ApiError::refused_to_device(refusal),
-        other => other.into(),
-    })?;
+    let changed =
+        state.store.change_license(environment, &snapshot.license.id, edit, &audit).await.map_err(|err| match err {
+            keyward_store::StoreError::NotFound => ApiError::license_not_found(),
+            keyward_store::StoreError::Refused(refusal) => ApiError::refused_to_device(refusal),
+            other => other.into(),
+        })?;
     state.licenses.invalidate(environment, &request.key);
     let (status, activation) = match &changed.activation {
         ActivationChange::Add(a) => (StatusCode::CREATED, a.clone()),
@@ -371,10 +381,9 @@ async fn deactivate_device(
     request: &DeactivateRequest,
 ) -> Result<DeactivateAnswer, ApiError> {
     let fingerprint = field("fingerprint", Fingerprint::parse(&request.fingerprint))?;
-    let Some(cached) = lookup(state, environment, &request.key).await? else {
+    let Some(snapshot) = lookup(state, environment, &request.key).await? else {
         return Err(ApiError::license_not_found());
     };
-    let Cached::Found(snapshot) = &*cached else { unreachable!("lookup returns found licenses only") };
     let now = Utc::now();
     let edit: LicenseEdit = {
         let fingerprint = fingerprint.as_str().to_owned();
@@ -383,18 +392,27 @@ async fn deactivate_device(
             let index = decide_deactivation(&refs, &fingerprint)?;
             let mut after = license.clone();
             after.updated_at = now;
-            Ok(LicenseChange { license: after, activation: ActivationChange::Remove { id: activations[index].id.clone() } })
+            Ok(LicenseChange {
+                license: after,
+                activation: ActivationChange::Remove { id: activations[index].id.clone() },
+            })
         })
     };
     let audit = license_audit(&request.key, ip, "license.deactivated");
-    let changed = state.store.change_license(environment, &snapshot.license.id, edit, &audit).await.map_err(|err| match err {
-        keyward_store::StoreError::NotFound => ApiError::license_not_found(),
-        keyward_store::StoreError::Refused(refusal) => ApiError::refused_to_device(refusal),
-        other => other.into(),
-    })?;
+    let changed =
+        state.store.change_license(environment, &snapshot.license.id, edit, &audit).await.map_err(|err| match err {
+            keyward_store::StoreError::NotFound => ApiError::license_not_found(),
+            keyward_store::StoreError::Refused(refusal) => ApiError::refused_to_device(refusal),
+            other => other.into(),
+        })?;
     state.licenses.invalidate(environment, &request.key);
     let (status, _) = effective_status(changed.after.status, changed.after.expires_at, state.grace(environment), now);
-    Ok(DeactivateAnswer { deactivated: true, license: license_summary(&changed.after, status, 0, None), nonce: request.nonce.clone(), ts: now })
+    Ok(DeactivateAnswer {
+        deactivated: true,
+        license: license_summary(&changed.after, status, 0, None),
+        nonce: request.nonce.clone(),
+        ts: now,
+    })
 }
 
 #[utoipa::path(post, path = "/offline-file", tag = "license API", request_body = OfflineFileRequest,
@@ -417,12 +435,16 @@ pub async fn offline_file(
     }
 }
 
-async fn offline_file_for(state: &AppState, environment: &str, request: &OfflineFileRequest) -> Result<OfflineFile, ApiError> {
-    let fingerprint = request.fingerprint.as_deref().map(|f| field("fingerprint", Fingerprint::parse(f))).transpose()?;
-    let Some(cached) = lookup(state, environment, &request.key).await? else {
+async fn offline_file_for(
+    state: &AppState,
+    environment: &str,
+    request: &OfflineFileRequest,
+) -> Result<OfflineFile, ApiError> {
+    let fingerprint =
+        request.fingerprint.as_deref().map(|f| field("fingerprint", Fingerprint::parse(f))).transpose()?;
+    let Some(snapshot) = lookup(state, environment, &request.key).await? else {
         return Err(ApiError::license_not_found());
     };
-    let Cached::Found(snapshot) = &*cached else { unreachable!("lookup returns found licenses only") };
     let license = &snapshot.license;
     let now = Utc::now();
     let facts = LicenseFacts {
@@ -474,10 +496,15 @@ pub struct PublicKeys {
 
 #[utoipa::path(get, path = "/public-keys", tag = "license API",
     responses((status = 200, body = PublicKeys, description = "the keys that sign answers and offline files")))]
-pub async fn public_keys(State(state): State<AppState>, Env(environment): Env, Extension(OriginalPath(path)): Extension<OriginalPath>) -> Response {
+pub async fn public_keys(
+    State(state): State<AppState>,
+    Env(environment): Env,
+    Extension(OriginalPath(path)): Extension<OriginalPath>,
+) -> Response {
     let body = PublicKeys { keys: state.keys.public_keys(&environment) };
     let bytes = serde_json::to_vec(&body).unwrap_or_default();
-    let mut response = (StatusCode::OK, [(axum::http::header::CONTENT_TYPE, "application/json")], bytes.clone()).into_response();
+    let mut response =
+        (StatusCode::OK, [(axum::http::header::CONTENT_TYPE, "application/json")], bytes.clone()).into_response();
     if let Some(signer) = state.keys.current(&environment) {
         if let Ok(value) = HeaderValue::from_str(&signer.sign_answer("GET", &path, 200, "", &bytes)) {
             response.headers_mut().insert(HEADER, value);

@@ -4,7 +4,7 @@
 use super::{double_option, limit, IdPath, PageParams, QueryParams};
 use crate::error::{ApiError, ApiResult};
 use crate::extract::{read_body, Caller, JsonBody};
-use crate::routes::catalog::product_of;
+use crate::issue::{draft_license, insert_generated, LicenseDraft};
 use crate::state::AppState;
 use crate::views::{ActivationView, LicenseView, Page, ValidationView};
 use axum::extract::{Path, Request, State};
@@ -23,124 +23,15 @@ use keyward_core::validation::{decide, LicenseFacts, ValidationRequest, Verdict}
 use keyward_core::values::{ActivationLimit, FeatureFlags, Fingerprint, Metadata};
 use keyward_core::{Action, LicenseStatus, ValidationCode};
 use keyward_store::{
-    Activation, ActivationChange, Audit, Generator, License, LicenseChange, LicenseChanged, LicenseEdit, LicenseQuery,
-    LicenseSort, Order, Product, ProductStatus, StoreError,
+    Activation, ActivationChange, License, LicenseChange, LicenseChanged, LicenseEdit, LicenseQuery, LicenseSort,
+    Order, StoreError,
 };
 use serde::Deserialize;
 use serde_json::Value;
-use std::collections::HashSet;
 use utoipa::ToSchema;
 
 fn field<T>(name: &str, parsed: Result<T, keyward_core::values::InvalidValue>) -> ApiResult<T> {
     parsed.map_err(|e| ApiError::invalid(name, e))
-}
-
-/// What a new license may set beyond its generator's defaults.
-#[derive(Debug, Default)]
-pub struct LicenseDraft {
-    pub customer: Option<String>,
-    pub activation_limit: Option<i64>,
-    pub expires_at: Option<DateTime<Utc>>,
-    pub feature_flags: Option<Value>,
-    pub metadata: Option<Value>,
-}
-
-/// A license ready to insert but for its id and key, from a generator and the draft's overrides.
-pub async fn draft_license(
-    state: &AppState,
-    environment: &str,
-    generator: &Generator,
-    draft: &LicenseDraft,
-    now: DateTime<Utc>,
-) -> ApiResult<(License, Product)> {
-    let product = product_of(state, environment, &generator.product_id).await?;
-    if product.status == ProductStatus::Archived {
-        return Err(ApiError::new(StatusCode::CONFLICT, "PRODUCT_ARCHIVED", "licenses of an archived product cannot be created"));
-    }
-    let customer = match &draft.customer {
-        Some(id) => Some(state.store.customer(environment, id).await?.ok_or_else(|| ApiError::unknown_reference("customer", "customer"))?),
-        None => None,
-    };
-    let validity: Option<Validity> = generator.validity.map(Into::into);
-    let expires_at = match draft.expires_at {
-        Some(at) => Some(field("expires_at", check_new_expiry(at, now))?),
-        None => validity.and_then(|v| {
-            let creation = v.expiry_on(ValidityBasis::Creation, now, None);
-            if customer.is_some() {
-                v.expiry_on(ValidityBasis::Assignment, now, creation)
-            } else {
-                creation
-            }
-        }),
-    };
-    let license = License {
-        id: String::new(),
-        environment: environment.to_owned(),
-        key: String::new(),
-        product_id: product.id.clone(),
-        generator_id: generator.id.clone(),
-        customer_id: customer.as_ref().map(|c| c.id.clone()),
-        status: if customer.is_some() { LicenseStatus::Assigned } else { LicenseStatus::Available },
-        activation_limit: match draft.activation_limit {
-            Some(n) => field("activation_limit", ActivationLimit::parse(n))?,
-            None => generator.activation_limit,
-        },
-        activation_count: 0,
-        expires_at,
-        validity: generator.validity,
-        feature_flags: match &draft.feature_flags {
-            Some(flags) => field("feature_flags", FeatureFlags::parse(flags.clone()))?,
-            None => generator.feature_flags.clone(),
-        },
-        metadata: match &draft.metadata {
-            Some(metadata) => field("metadata", Metadata::parse(metadata.clone()))?,
-            None => generator.metadata.clone(),
-        },
-        suspension_reason: None,
-        ever_activated: false,
-        created_at: now,
-        updated_at: now,
-        assigned_at: customer.as_ref().map(|_| now),
-        first_activated_at: None,
-        last_validated_at: None,
-        validation_count: 0,
-        product_name: product.name.clone(),
-        customer: customer.map(|c| keyward_store::CustomerRef { id: c.id, name: c.name, email: c.email }),
-    };
-    Ok((license, product))
-}
-
-/// Inserts `count` licenses like `template` with fresh keys, drawing again on a key collision.
-pub async fn insert_generated(
-    state: &AppState,
-    generator: &Generator,
-    template: &License,
-    count: usize,
-    audit: &Audit,
-) -> ApiResult<Vec<License>> {
-    for _ in 0..5 {
-        let keys = fresh_keys(generator, count);
-        let licenses: Vec<License> = keys
-            .into_iter()
-            .map(|key| License { id: new_id(IdKind::License), key, ..template.clone() })
-            .collect();
-        match state.store.insert_licenses(&licenses, audit).await {
-            Ok(()) => return Ok(licenses),
-            Err(StoreError::DuplicateKey) => continue,
-            Err(err) => return Err(err.into()),
-        }
-    }
-    Err(ApiError::new(StatusCode::CONFLICT, "KEY_SPACE_EXHAUSTED", "the generator's keys keep colliding; widen its format"))
-}
-
-/// `count` distinct keys (the thread's CSPRNG is not `Send`, so it stays out of async code).
-fn fresh_keys(generator: &Generator, count: usize) -> HashSet<String> {
-    let mut rng = rand::thread_rng();
-    let mut keys = HashSet::with_capacity(count);
-    while keys.len() < count {
-        keys.insert(generator.format.generate(&mut rng));
-    }
-    keys
 }
 
 #[derive(Debug, Deserialize, ToSchema)]
@@ -172,13 +63,21 @@ fn parse_custom_key(key: &str) -> ApiResult<String> {
 
 #[utoipa::path(post, path = "/licenses", tag = "licenses", request_body = CreateLicense, security(("token" = [])),
     responses((status = 201, body = LicenseView), (status = 409, body = keyward_core::api::ErrorBody), (status = 422, body = keyward_core::api::ErrorBody)))]
-pub async fn create_license(State(state): State<AppState>, caller: Caller, JsonBody(body): JsonBody<CreateLicense>) -> ApiResult<(StatusCode, Json<LicenseView>)> {
+pub async fn create_license(
+    State(state): State<AppState>,
+    caller: Caller,
+    JsonBody(body): JsonBody<CreateLicense>,
+) -> ApiResult<(StatusCode, Json<LicenseView>)> {
     caller.require(Permission::ManageLicensing)?;
     let environment = &caller.environment;
     if state.store.product(environment, &body.product).await?.is_none() {
         return Err(ApiError::unknown_reference("product", "product"));
     }
-    let generator = state.store.generator(environment, &body.generator).await?.ok_or_else(|| ApiError::unknown_reference("generator", "generator"))?;
+    let generator = state
+        .store
+        .generator(environment, &body.generator)
+        .await?
+        .ok_or_else(|| ApiError::unknown_reference("generator", "generator"))?;
     if generator.product_id != body.product {
         return Err(ApiError::invalid("generator", "makes keys for another product"));
     }
@@ -190,17 +89,17 @@ pub async fn create_license(State(state): State<AppState>, caller: Caller, JsonB
         metadata: body.metadata,
     };
     let now = Utc::now();
-    let (template, _) = draft_license(&state, environment, &generator, &draft, now).await?;
+    let (template, _) = draft_license(state.store.as_ref(), environment, &generator, &draft, now).await?;
     let audit = caller.audit("license.created");
     let license = match body.key {
         Some(key) => {
             let license = License { id: new_id(IdKind::License), key: parse_custom_key(&key)?, ..template };
             state.store.insert_licenses(std::slice::from_ref(&license), &audit).await?;
-            state.licenses.invalidate(environment, &license.key);
             license
         }
-        None => insert_generated(&state, &generator, &template, 1, &audit).await?.remove(0),
+        None => insert_generated(state.store.as_ref(), &generator, &template, 1, &audit).await?.remove(0),
     };
+    state.licenses.invalidate(environment, &license.key);
     Ok((StatusCode::CREATED, Json(LicenseView::new(license, state.grace(environment), now))))
 }
 
@@ -216,7 +115,11 @@ fn view(state: &AppState, license: License) -> LicenseView {
 #[utoipa::path(get, path = "/licenses/{id}", tag = "licenses", security(("token" = [])),
     params(("id" = String, Path, description = "the license's id or its key")),
     responses((status = 200, body = LicenseView), (status = 404, body = keyward_core::api::ErrorBody)))]
-pub async fn get_license(State(state): State<AppState>, caller: Caller, Path(IdPath { id }): Path<IdPath>) -> ApiResult<Json<LicenseView>> {
+pub async fn get_license(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(IdPath { id }): Path<IdPath>,
+) -> ApiResult<Json<LicenseView>> {
     caller.require(Permission::Read)?;
     Ok(Json(view(&state, license_of(&state, &caller.environment, &id).await?)))
 }
@@ -247,7 +150,12 @@ fn parse_sort(sort: Option<&str>) -> ApiResult<LicenseSort> {
         "activation_limit" => LicenseSort::ActivationLimit,
         "expires_at" => LicenseSort::ExpiresAt,
         "created_at" => LicenseSort::CreatedAt,
-        _ => return Err(ApiError::invalid("sort", "must be one of key, product, customer, status, activation_limit, expires_at, created_at")),
+        _ => {
+            return Err(ApiError::invalid(
+                "sort",
+                "must be one of key, product, customer, status, activation_limit, expires_at, created_at",
+            ))
+        }
     })
 }
 
@@ -261,7 +169,11 @@ fn parse_order(order: Option<&str>) -> ApiResult<Order> {
 
 #[utoipa::path(get, path = "/licenses", tag = "licenses", params(LicenseListParams), security(("token" = [])),
     responses((status = 200, body = Page<LicenseView>), (status = 422, body = keyward_core::api::ErrorBody)))]
-pub async fn list_licenses(State(state): State<AppState>, caller: Caller, QueryParams(params): QueryParams<LicenseListParams>) -> ApiResult<Json<Page<LicenseView>>> {
+pub async fn list_licenses(
+    State(state): State<AppState>,
+    caller: Caller,
+    QueryParams(params): QueryParams<LicenseListParams>,
+) -> ApiResult<Json<Page<LicenseView>>> {
     caller.require(Permission::Read)?;
     let now = Utc::now();
     let grace = state.grace(&caller.environment);
@@ -330,7 +242,13 @@ struct CheckedEdit {
     metadata: Option<Metadata>,
 }
 
-async fn check_edit(state: &AppState, current: &License, body: EditLicense, replace: bool, now: DateTime<Utc>) -> ApiResult<CheckedEdit> {
+async fn check_edit(
+    state: &AppState,
+    current: &License,
+    body: EditLicense,
+    replace: bool,
+    now: DateTime<Utc>,
+) -> ApiResult<CheckedEdit> {
     let immutable = |name: &str, given: &Option<Value>, actual: &str| -> ApiResult<()> {
         match given {
             Some(value) if reference_id(value, name).ok().flatten().as_deref() != Some(actual) => Err(ApiError {
@@ -364,14 +282,21 @@ async fn check_edit(state: &AppState, current: &License, body: EditLicense, repl
         Some(Some(value)) => match reference_id(value, "customer")? {
             None => Some(None),
             Some(id) => {
-                let c = state.store.customer(&current.environment, &id).await?.ok_or_else(|| ApiError::unknown_reference("customer", "customer"))?;
+                let c = state
+                    .store
+                    .customer(&current.environment, &id)
+                    .await?
+                    .ok_or_else(|| ApiError::unknown_reference("customer", "customer"))?;
                 Some(Some(keyward_store::CustomerRef { id: c.id, name: c.name, email: c.email }))
             }
         },
     };
     Ok(CheckedEdit {
         customer,
-        activation_limit: body.activation_limit.map(|n| field("activation_limit", ActivationLimit::parse(n))).transpose()?,
+        activation_limit: body
+            .activation_limit
+            .map(|n| field("activation_limit", ActivationLimit::parse(n)))
+            .transpose()?,
         expires_at: match body.expires_at {
             Some(Some(at)) => Some(Some(field("expires_at", check_new_expiry(at, now))?)),
             other => other,
@@ -382,53 +307,78 @@ async fn check_edit(state: &AppState, current: &License, body: EditLicense, repl
 }
 
 /// Runs `edit` on the locked license, forgets its cached snapshot, and answers with its new view.
-async fn change(state: &AppState, caller: &Caller, id: &str, action: &str, edit: LicenseEdit) -> ApiResult<LicenseChanged> {
-    let changed = state.store.change_license(&caller.environment, id, edit, &caller.audit(action)).await.map_err(|err| match err {
-        StoreError::NotFound => ApiError::not_found("license"),
-        other => other.into(),
-    })?;
+async fn change(
+    state: &AppState,
+    caller: &Caller,
+    id: &str,
+    action: &str,
+    edit: LicenseEdit,
+) -> ApiResult<LicenseChanged> {
+    let changed = state.store.change_license(&caller.environment, id, edit, &caller.audit(action)).await.map_err(
+        |err| match err {
+            StoreError::NotFound => ApiError::not_found("license"),
+            other => other.into(),
+        },
+    )?;
     state.licenses.invalidate(&caller.environment, &changed.after.key);
     Ok(changed)
 }
 
-async fn edit_license(state: AppState, caller: Caller, id: String, bytes: bytes::Bytes, replace: bool) -> ApiResult<Json<LicenseView>> {
+async fn edit_license(
+    state: AppState,
+    caller: Caller,
+    id: String,
+    bytes: bytes::Bytes,
+    replace: bool,
+) -> ApiResult<Json<LicenseView>> {
     caller.require(Permission::ManageLicensing)?;
     let body: EditLicense = JsonBody::parse(&bytes)?;
     let current = license_of(&state, &caller.environment, &id).await?;
     let now = Utc::now();
     let edit = check_edit(&state, &current, body, replace, now).await?;
     let grace = state.grace(&caller.environment);
-    let action = if matches!(edit.customer, Some(Some(_))) && current.customer_id.is_none() { "license.assigned" } else { "license.updated" };
-    let changed = change(&state, &caller, &current.id, action, Box::new(move |license, _| {
-        let (status, _) = effective_status(license.status, license.expires_at, grace, now);
-        check_editable(status)?;
-        let mut after = license.clone();
-        if let Some(customer) = edit.customer {
-            after.status = status_after_customer_change(status, customer.is_some())?;
-            if after.customer_id.is_none() && customer.is_some() {
-                after.assigned_at = Some(now);
-                if let Some(validity) = license.validity {
-                    after.expires_at = Validity::from(validity).expiry_on(ValidityBasis::Assignment, now, after.expires_at);
+    let action = if matches!(edit.customer, Some(Some(_))) && current.customer_id.is_none() {
+        "license.assigned"
+    } else {
+        "license.updated"
+    };
+    let changed = change(
+        &state,
+        &caller,
+        &current.id,
+        action,
+        Box::new(move |license, _| {
+            let (status, _) = effective_status(license.status, license.expires_at, grace, now);
+            check_editable(status)?;
+            let mut after = license.clone();
+            if let Some(customer) = edit.customer {
+                after.status = status_after_customer_change(status, customer.is_some())?;
+                if after.customer_id.is_none() && customer.is_some() {
+                    after.assigned_at = Some(now);
+                    if let Some(validity) = license.validity {
+                        after.expires_at =
+                            Validity::from(validity).expiry_on(ValidityBasis::Assignment, now, after.expires_at);
+                    }
                 }
+                after.customer_id = customer.as_ref().map(|c| c.id.clone());
+                after.customer = customer;
             }
-            after.customer_id = customer.as_ref().map(|c| c.id.clone());
-            after.customer = customer;
-        }
-        if let Some(limit) = edit.activation_limit {
-            after.activation_limit = check_limit_change(limit, license.activation_count)?;
-        }
-        if let Some(expires_at) = edit.expires_at {
-            after.expires_at = expires_at;
-        }
-        if let Some(flags) = edit.feature_flags {
-            after.feature_flags = flags;
-        }
-        if let Some(metadata) = edit.metadata {
-            after.metadata = metadata;
-        }
-        after.updated_at = now;
-        Ok(LicenseChange { license: after, activation: ActivationChange::None })
-    }))
+            if let Some(limit) = edit.activation_limit {
+                after.activation_limit = check_limit_change(limit, license.activation_count)?;
+            }
+            if let Some(expires_at) = edit.expires_at {
+                after.expires_at = expires_at;
+            }
+            if let Some(flags) = edit.feature_flags {
+                after.feature_flags = flags;
+            }
+            if let Some(metadata) = edit.metadata {
+                after.metadata = metadata;
+            }
+            after.updated_at = now;
+            Ok(LicenseChange { license: after, activation: ActivationChange::None })
+        }),
+    )
     .await?;
     Ok(Json(view(&state, changed.after)))
 }
@@ -436,7 +386,12 @@ async fn edit_license(state: AppState, caller: Caller, id: String, bytes: bytes:
 #[utoipa::path(patch, path = "/licenses/{id}", tag = "licenses", request_body = EditLicense, security(("token" = [])),
     responses((status = 200, body = LicenseView), (status = 404, body = keyward_core::api::ErrorBody), (status = 409, body = keyward_core::api::ErrorBody),
               (status = 422, body = keyward_core::api::ErrorBody)))]
-pub async fn patch_license(State(state): State<AppState>, caller: Caller, Path(IdPath { id }): Path<IdPath>, req: Request) -> ApiResult<Json<LicenseView>> {
+pub async fn patch_license(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(IdPath { id }): Path<IdPath>,
+    req: Request,
+) -> ApiResult<Json<LicenseView>> {
     let bytes = read_body(req).await?;
     edit_license(state, caller, id, bytes, false).await
 }
@@ -444,7 +399,12 @@ pub async fn patch_license(State(state): State<AppState>, caller: Caller, Path(I
 #[utoipa::path(put, path = "/licenses/{id}", tag = "licenses", request_body = EditLicense, security(("token" = [])),
     responses((status = 200, body = LicenseView), (status = 404, body = keyward_core::api::ErrorBody), (status = 409, body = keyward_core::api::ErrorBody),
               (status = 422, body = keyward_core::api::ErrorBody)))]
-pub async fn put_license(State(state): State<AppState>, caller: Caller, Path(IdPath { id }): Path<IdPath>, req: Request) -> ApiResult<Json<LicenseView>> {
+pub async fn put_license(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(IdPath { id }): Path<IdPath>,
+    req: Request,
+) -> ApiResult<Json<LicenseView>> {
     let bytes = read_body(req).await?;
     edit_license(state, caller, id, bytes, true).await
 }
@@ -466,10 +426,13 @@ pub async fn delete_license(
     caller.require(Permission::ManageLicensing)?;
     let force = params.force.unwrap_or(false);
     let check = Box::new(move |license: &License| decide_delete(license.ever_activated, force));
-    let deleted = state.store.delete_license(&caller.environment, &id, check, &caller.audit("license.deleted")).await.map_err(|err| match err {
-        StoreError::NotFound => ApiError::not_found("license"),
-        other => other.into(),
-    })?;
+    let deleted =
+        state.store.delete_license(&caller.environment, &id, check, &caller.audit("license.deleted")).await.map_err(
+            |err| match err {
+                StoreError::NotFound => ApiError::not_found("license"),
+                other => other.into(),
+            },
+        )?;
     state.licenses.invalidate(&caller.environment, &deleted.key);
     Ok(StatusCode::NO_CONTENT)
 }
@@ -494,14 +457,26 @@ pub struct ActionPath {
            ("action" = String, Path, description = "assign, suspend, unsuspend, inactivate, reactivate or revoke")),
     responses((status = 200, body = LicenseView), (status = 404, body = keyward_core::api::ErrorBody),
               (status = 409, body = keyward_core::api::ErrorBody, description = "INVALID_TRANSITION"), (status = 422, body = keyward_core::api::ErrorBody)))]
-pub async fn license_action(State(state): State<AppState>, caller: Caller, Path(path): Path<ActionPath>, req: Request) -> ApiResult<Json<LicenseView>> {
+pub async fn license_action(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(path): Path<ActionPath>,
+    req: Request,
+) -> ApiResult<Json<LicenseView>> {
     let action = match path.action.parse::<Action>() {
         Ok(action) if !matches!(action, Action::Activate | Action::Expire) => action,
-        _ => return Err(ApiError::new(StatusCode::NOT_FOUND, "UNKNOWN_ACTION", format!("no action is named `{}`", path.action))),
+        _ => {
+            return Err(ApiError::new(
+                StatusCode::NOT_FOUND,
+                "UNKNOWN_ACTION",
+                format!("no action is named `{}`", path.action),
+            ))
+        }
     };
     caller.require(if action == Action::Assign { Permission::AssignLicense } else { Permission::ManageLicensing })?;
     let bytes = read_body(req).await?;
-    let body: ActionBody = if bytes.iter().all(u8::is_ascii_whitespace) { ActionBody::default() } else { JsonBody::parse(&bytes)? };
+    let body: ActionBody =
+        if bytes.iter().all(u8::is_ascii_whitespace) { ActionBody::default() } else { JsonBody::parse(&bytes)? };
     let reason = match (&body.reason, action) {
         (None, Action::Suspend) => return Err(ApiError::invalid("reason", "is required to suspend a license")),
         (Some(reason), _) if reason.trim().is_empty() || reason.chars().count() > 500 => {
@@ -512,7 +487,11 @@ pub async fn license_action(State(state): State<AppState>, caller: Caller, Path(
     let customer = match (action, &body.customer) {
         (Action::Assign, None) => return Err(ApiError::invalid("customer", "is required to assign a license")),
         (Action::Assign, Some(id)) => {
-            let c = state.store.customer(&caller.environment, id).await?.ok_or_else(|| ApiError::unknown_reference("customer", "customer"))?;
+            let c = state
+                .store
+                .customer(&caller.environment, id)
+                .await?
+                .ok_or_else(|| ApiError::unknown_reference("customer", "customer"))?;
             Some(keyward_store::CustomerRef { id: c.id, name: c.name, email: c.email })
         }
         _ => None,
@@ -520,28 +499,35 @@ pub async fn license_action(State(state): State<AppState>, caller: Caller, Path(
     let now = Utc::now();
     let grace = state.grace(&caller.environment);
     let audit_action = format!("license.{}", past_tense(action));
-    let changed = change(&state, &caller, &path.id, &audit_action, Box::new(move |license, _| {
-        let (status, _) = effective_status(license.status, license.expires_at, grace, now);
-        let mut after = license.clone();
-        after.status = transition(status, action)?;
-        after.updated_at = now;
-        let mut activation = ActivationChange::None;
-        match action {
-            Action::Assign => {
-                after.customer_id = customer.as_ref().map(|c| c.id.clone());
-                after.customer = customer;
-                after.assigned_at = Some(now);
-                if let Some(validity) = license.validity {
-                    after.expires_at = Validity::from(validity).expiry_on(ValidityBasis::Assignment, now, after.expires_at);
+    let changed = change(
+        &state,
+        &caller,
+        &path.id,
+        &audit_action,
+        Box::new(move |license, _| {
+            let (status, _) = effective_status(license.status, license.expires_at, grace, now);
+            let mut after = license.clone();
+            after.status = transition(status, action)?;
+            after.updated_at = now;
+            let mut activation = ActivationChange::None;
+            match action {
+                Action::Assign => {
+                    after.customer_id = customer.as_ref().map(|c| c.id.clone());
+                    after.customer = customer;
+                    after.assigned_at = Some(now);
+                    if let Some(validity) = license.validity {
+                        after.expires_at =
+                            Validity::from(validity).expiry_on(ValidityBasis::Assignment, now, after.expires_at);
+                    }
                 }
+                Action::Suspend | Action::Inactivate => after.suspension_reason = reason,
+                Action::Unsuspend | Action::Reactivate => after.suspension_reason = None,
+                Action::Revoke => activation = ActivationChange::RemoveAll,
+                Action::Activate | Action::Expire => {}
             }
-            Action::Suspend | Action::Inactivate => after.suspension_reason = reason,
-            Action::Unsuspend | Action::Reactivate => after.suspension_reason = None,
-            Action::Revoke => activation = ActivationChange::RemoveAll,
-            Action::Activate | Action::Expire => {}
-        }
-        Ok(LicenseChange { license: after, activation })
-    }))
+            Ok(LicenseChange { license: after, activation })
+        }),
+    )
     .await?;
     Ok(Json(view(&state, changed.after)))
 }
@@ -566,7 +552,11 @@ pub struct Activations {
 
 #[utoipa::path(get, path = "/licenses/{id}/activations", tag = "licenses", security(("token" = [])),
     responses((status = 200, body = Activations), (status = 404, body = keyward_core::api::ErrorBody)))]
-pub async fn license_activations(State(state): State<AppState>, caller: Caller, Path(IdPath { id }): Path<IdPath>) -> ApiResult<Json<Activations>> {
+pub async fn license_activations(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(IdPath { id }): Path<IdPath>,
+) -> ApiResult<Json<Activations>> {
     caller.require(Permission::Read)?;
     let license = license_of(&state, &caller.environment, &id).await?;
     let activations = state.store.activations(&caller.environment, &license.id).await?;
@@ -606,7 +596,12 @@ pub async fn license_offline_file(
     let license = license_of(&state, &caller.environment, &id).await?;
     let activations = state.store.activations(&caller.environment, &license.id).await?;
     let now = Utc::now();
-    let facts = LicenseFacts { status: license.status, expires_at: license.expires_at, product_id: &license.product_id, activation_limit: license.activation_limit };
+    let facts = LicenseFacts {
+        status: license.status,
+        expires_at: license.expires_at,
+        product_id: &license.product_id,
+        activation_limit: license.activation_limit,
+    };
     let refs: Vec<_> = activations.iter().map(Activation::as_ref).collect();
     let asked = ValidationRequest { fingerprint: fingerprint.as_ref().map(Fingerprint::as_str), ..Default::default() };
     let verdict = decide(&facts, &refs, &asked, state.grace(&caller.environment), now);
@@ -614,25 +609,43 @@ pub async fn license_offline_file(
         let code = verdict.code();
         return Err(ApiError::new(StatusCode::CONFLICT, code.as_str(), code.detail()));
     };
-    let file = crate::routes::license_api::offline_file_of(&state, &caller.environment, &license, status, fingerprint.as_ref().map(Fingerprint::as_str), now)?;
+    let file = crate::routes::license_api::offline_file_of(
+        &state,
+        &caller.environment,
+        &license,
+        status,
+        fingerprint.as_ref().map(Fingerprint::as_str),
+        now,
+    )?;
     Ok(Json(file))
 }
 
 #[utoipa::path(delete, path = "/activations/{id}", tag = "licenses", security(("token" = [])),
     responses((status = 204), (status = 404, body = keyward_core::api::ErrorBody)))]
-pub async fn delete_activation(State(state): State<AppState>, caller: Caller, Path(IdPath { id }): Path<IdPath>) -> ApiResult<StatusCode> {
+pub async fn delete_activation(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(IdPath { id }): Path<IdPath>,
+) -> ApiResult<StatusCode> {
     caller.require(Permission::DeactivateDevice)?;
-    let activation = state.store.activation(&caller.environment, &id).await?.ok_or_else(|| ApiError::not_found("activation"))?;
+    let activation =
+        state.store.activation(&caller.environment, &id).await?.ok_or_else(|| ApiError::not_found("activation"))?;
     let now = Utc::now();
     let activation_id = activation.id.clone();
-    change(&state, &caller, &activation.license_id, "activation.deleted", Box::new(move |license, activations| {
-        if !activations.iter().any(|a| a.id == activation_id) {
-            return Err(keyward_core::Refusal::NotActivated);
-        }
-        let mut after = license.clone();
-        after.updated_at = now;
-        Ok(LicenseChange { license: after, activation: ActivationChange::Remove { id: activation_id } })
-    }))
+    change(
+        &state,
+        &caller,
+        &activation.license_id,
+        "activation.deleted",
+        Box::new(move |license, activations| {
+            if !activations.iter().any(|a| a.id == activation_id) {
+                return Err(keyward_core::Refusal::NotActivated);
+            }
+            let mut after = license.clone();
+            after.updated_at = now;
+            Ok(LicenseChange { license: after, activation: ActivationChange::Remove { id: activation_id } })
+        }),
+    )
     .await?;
     Ok(StatusCode::NO_CONTENT)
 }

@@ -34,7 +34,10 @@ impl utoipa::Modify for BearerAuth {
     fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
         use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
         let components = openapi.components.get_or_insert_with(Default::default);
-        components.add_security_scheme("token", SecurityScheme::Http(HttpBuilder::new().scheme(HttpAuthScheme::Bearer).build()));
+        components.add_security_scheme(
+            "token",
+            SecurityScheme::Http(HttpBuilder::new().scheme(HttpAuthScheme::Bearer).build()),
+        );
     }
 }
 
@@ -54,7 +57,12 @@ pub fn api() -> (Router<AppState>, utoipa::openapi::OpenApi) {
         .routes(routes!(catalog::list_customers, catalog::create_customer))
         .routes(routes!(catalog::get_customer, catalog::update_customer, catalog::delete_customer))
         .routes(routes!(licenses::list_licenses, licenses::create_license))
-        .routes(routes!(licenses::get_license, licenses::patch_license, licenses::put_license, licenses::delete_license))
+        .routes(routes!(
+            licenses::get_license,
+            licenses::patch_license,
+            licenses::put_license,
+            licenses::delete_license
+        ))
         .routes(routes!(licenses::license_action))
         .routes(routes!(licenses::license_activations))
         .routes(routes!(licenses::license_usage))

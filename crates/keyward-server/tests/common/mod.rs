@@ -84,7 +84,13 @@ pub struct Fixture {
 
 impl Fixture {
     pub async fn new(admin: &Client) -> Fixture {
-        Self::with_generator(admin, json!({"type": "chunked", "prefix": "ACME", "groups": 4, "group_length": 5}), 3, None).await
+        Self::with_generator(
+            admin,
+            json!({"type": "chunked", "prefix": "ACME", "groups": 4, "group_length": 5}),
+            3,
+            None,
+        )
+        .await
     }
 
     pub async fn with_generator(admin: &Client, format: Value, limit: i64, validity: Option<(i64, &str)>) -> Fixture {
@@ -97,7 +103,8 @@ impl Fixture {
         }
         let generator = admin.create_generator(&generator).await.expect("generator")["id"].as_str().unwrap().to_owned();
         let email = format!("ana+{}@example.com", &generator[4..12]);
-        let customer = admin.create_customer("Ana Lima", &email).await.expect("customer")["id"].as_str().unwrap().to_owned();
+        let customer =
+            admin.create_customer("Ana Lima", &email).await.expect("customer")["id"].as_str().unwrap().to_owned();
         Fixture { product, generator, customer }
     }
 

@@ -11,8 +11,14 @@ use crate::{
 };
 
 /// Newest first, the order of every list but licenses.
-const NEWEST_FIRST: Keyset<'static> =
-    Keyset { tag: "newest", sort: "created_at", sort_kind: Kind::Int, tie: "id", tie_kind: Kind::Text, order: Order::Desc };
+const NEWEST_FIRST: Keyset<'static> = Keyset {
+    tag: "newest",
+    sort: "created_at",
+    sort_kind: Kind::Int,
+    tie: "id",
+    tie_kind: Kind::Text,
+    order: Order::Desc,
+};
 
 fn email_taken() -> StoreError {
     StoreError::Conflict { code: "EMAIL_TAKEN", message: "a customer with this email exists already".into() }
@@ -91,7 +97,15 @@ impl SqlStore {
         .bind(micros(at))
         .execute(&mut *tx)
         .await
-        .map_err(|e| explain(e.into(), || StoreError::NotFound, "environment"))?;
+        .map_err(|e| {
+            // The only reference is the environment: an unknown one is not found.
+            let e = StoreError::from(e);
+            if is_foreign_key_violation(&e) {
+                StoreError::NotFound
+            } else {
+                e
+            }
+        })?;
         let target = Target { environment, kind: "settings", id: environment };
         audit::record(&mut tx, audit, target, Some(before), Some(snapshot(settings)?), at).await?;
         tx.commit().await?;
@@ -111,7 +125,8 @@ impl SqlStore {
             .execute(&mut *tx)
             .await
             .map_err(|e| {
-                let taken = || StoreError::Conflict { code: "TOKEN_EXISTS", message: "this token exists already".into() };
+                let taken =
+                    || StoreError::Conflict { code: "TOKEN_EXISTS", message: "this token exists already".into() };
                 explain(e.into(), taken, "environment")
             })?;
         let target = Target { environment: &token.environment, kind: "token", id: &token.id };
@@ -193,7 +208,8 @@ impl SqlStore {
             .bind(product.id.as_str())
             .execute(&mut *tx)
             .await?;
-        let after = Product { environment: before.environment.clone(), created_at: before.created_at, ..product.clone() };
+        let after =
+            Product { environment: before.environment.clone(), created_at: before.created_at, ..product.clone() };
         let target = Target { environment: &product.environment, kind: "product", id: &product.id };
         audit::record(&mut tx, audit, target, Some(snapshot(&before)?), Some(snapshot(&after)?), now()).await?;
         tx.commit().await?;
@@ -346,11 +362,12 @@ impl SqlStore {
 
     pub(crate) async fn write_customer(&self, customer: &Customer, audit: &Audit) -> Result<()> {
         let mut tx = self.begin_write().await?;
-        let before = sqlx::query(&format!("SELECT {CUSTOMER_COLUMNS} FROM customers WHERE environment = $1 AND id = $2"))
-            .bind(customer.environment.as_str())
-            .bind(customer.id.as_str())
-            .fetch_optional(&mut *tx)
-            .await?;
+        let before =
+            sqlx::query(&format!("SELECT {CUSTOMER_COLUMNS} FROM customers WHERE environment = $1 AND id = $2"))
+                .bind(customer.environment.as_str())
+                .bind(customer.id.as_str())
+                .fetch_optional(&mut *tx)
+                .await?;
         let Some(before) = before.as_ref().map(rows::customer).transpose()? else {
             return Err(StoreError::NotFound);
         };
@@ -363,7 +380,8 @@ impl SqlStore {
             .execute(&mut *tx)
             .await
             .map_err(|e| explain(e.into(), email_taken, "environment"))?;
-        let after = Customer { environment: before.environment.clone(), created_at: before.created_at, ..customer.clone() };
+        let after =
+            Customer { environment: before.environment.clone(), created_at: before.created_at, ..customer.clone() };
         let target = Target { environment: &customer.environment, kind: "customer", id: &customer.id };
         audit::record(&mut tx, audit, target, Some(snapshot(&before)?), Some(snapshot(&after)?), now()).await?;
         tx.commit().await?;
@@ -376,11 +394,12 @@ impl SqlStore {
             message: "licenses are assigned to this customer; reassign or delete them first".into(),
         };
         let mut tx = self.begin_write().await?;
-        let before = sqlx::query(&format!("SELECT {CUSTOMER_COLUMNS} FROM customers WHERE environment = $1 AND id = $2"))
-            .bind(environment)
-            .bind(id)
-            .fetch_optional(&mut *tx)
-            .await?;
+        let before =
+            sqlx::query(&format!("SELECT {CUSTOMER_COLUMNS} FROM customers WHERE environment = $1 AND id = $2"))
+                .bind(environment)
+                .bind(id)
+                .fetch_optional(&mut *tx)
+                .await?;
         let Some(before) = before.as_ref().map(rows::customer).transpose()? else {
             return Err(StoreError::NotFound);
         };

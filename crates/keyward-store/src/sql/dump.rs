@@ -147,7 +147,11 @@ impl Dump {
     }
 }
 
-async fn all<T>(conn: &mut AnyConnection, sql: &str, decode: impl Fn(&sqlx::any::AnyRow) -> Result<T>) -> Result<Vec<T>> {
+async fn all<T>(
+    conn: &mut AnyConnection,
+    sql: &str,
+    decode: impl Fn(&sqlx::any::AnyRow) -> Result<T>,
+) -> Result<Vec<T>> {
     let rows = sqlx::query(sql).fetch_all(conn).await?;
     rows.iter().map(decode).collect()
 }
@@ -199,9 +203,12 @@ impl SqlStore {
             rows::customer,
         )
         .await?;
-        let licenses =
-            all(conn, &format!("SELECT {LICENSE_COLUMNS} FROM {LICENSE_FROM} ORDER BY l.created_at, l.id"), rows::license)
-                .await?;
+        let licenses = all(
+            conn,
+            &format!("SELECT {LICENSE_COLUMNS} FROM {LICENSE_FROM} ORDER BY l.created_at, l.id"),
+            rows::license,
+        )
+        .await?;
         let activations = all(
             conn,
             &format!("SELECT {} FROM activations ORDER BY created_at, id", rows::activation_columns("", "")),
@@ -373,7 +380,8 @@ impl SqlStore {
             license_args(l, l.activation_count)
         })
         .await?;
-        insert_many(conn, backend, "activations", &ACTIVATION_INSERT_COLUMNS, &data.activations, activation_args).await?;
+        insert_many(conn, backend, "activations", &ACTIVATION_INSERT_COLUMNS, &data.activations, activation_args)
+            .await?;
         insert_many(conn, backend, "validations", &VALIDATION_INSERT_COLUMNS, &data.validations, validation_args)
             .await?;
         let columns: Vec<&str> = AUDIT_COLUMNS.split(", ").collect();

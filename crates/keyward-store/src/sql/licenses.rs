@@ -222,7 +222,12 @@ impl SqlStore {
     }
 
     /// The license by id or key, preferring the id should a key look like another's id.
-    async fn read_license(&self, conn: &mut AnyConnection, environment: &str, id_or_key: &str) -> Result<Option<License>> {
+    async fn read_license(
+        &self,
+        conn: &mut AnyConnection,
+        environment: &str,
+        id_or_key: &str,
+    ) -> Result<Option<License>> {
         let row = sqlx::query(&format!(
             "SELECT {LICENSE_COLUMNS} FROM {LICENSE_FROM} WHERE l.environment = $1 AND (l.id = $2 OR l.key = $2) \
              ORDER BY CASE WHEN l.id = $2 THEN 0 ELSE 1 END LIMIT 1"
@@ -316,13 +321,12 @@ impl SqlStore {
     /// Takes the license's row lock with a write that changes nothing: concurrent changes of one
     /// license wait here, on every node. False when no such license exists.
     async fn lock_license(tx: &mut Transaction<'static, Any>, environment: &str, id_or_key: &str) -> Result<bool> {
-        let locked = sqlx::query(
-            "UPDATE licenses SET updated_at = updated_at WHERE environment = $1 AND (id = $2 OR key = $2)",
-        )
-        .bind(environment)
-        .bind(id_or_key)
-        .execute(&mut **tx)
-        .await?;
+        let locked =
+            sqlx::query("UPDATE licenses SET updated_at = updated_at WHERE environment = $1 AND (id = $2 OR key = $2)")
+                .bind(environment)
+                .bind(id_or_key)
+                .execute(&mut **tx)
+                .await?;
         Ok(locked.rows_affected() > 0)
     }
 
@@ -353,18 +357,25 @@ impl SqlStore {
             ActivationChange::None => {}
             ActivationChange::Add(activation) => {
                 let activation = Activation { license_id: id.to_owned(), ..activation.clone() };
-                insert_many(&mut tx, self.backend, "activations", &ACTIVATION_INSERT_COLUMNS, &[activation], activation_args)
-                    .await
-                    .map_err(|e| {
-                        if is_unique_violation(&e) {
-                            StoreError::Conflict {
-                                code: "ALREADY_ACTIVATED",
-                                message: "this device or site is activated on the license already".into(),
-                            }
-                        } else {
-                            e
+                insert_many(
+                    &mut tx,
+                    self.backend,
+                    "activations",
+                    &ACTIVATION_INSERT_COLUMNS,
+                    &[activation],
+                    activation_args,
+                )
+                .await
+                .map_err(|e| {
+                    if is_unique_violation(&e) {
+                        StoreError::Conflict {
+                            code: "ALREADY_ACTIVATED",
+                            message: "this device or site is activated on the license already".into(),
                         }
-                    })?;
+                    } else {
+                        e
+                    }
+                })?;
             }
             ActivationChange::Touch { id: activation_id, at } => {
                 let touched = sqlx::query("UPDATE activations SET last_seen_at = $1 WHERE id = $2 AND license_id = $3")
@@ -497,7 +508,8 @@ impl SqlStore {
         // Licenses in id order, so two batches on two nodes never wait for each other in a circle.
         let mut per_license: BTreeMap<(&str, &str), (i64, i64)> = BTreeMap::new();
         for record in batch {
-            let entry = per_license.entry((record.license_id.as_str(), record.environment.as_str())).or_insert((0, i64::MIN));
+            let entry =
+                per_license.entry((record.license_id.as_str(), record.environment.as_str())).or_insert((0, i64::MIN));
             entry.0 += 1;
             entry.1 = entry.1.max(micros(record.at));
         }
@@ -520,10 +532,8 @@ impl SqlStore {
                 gone.push((license_id, environment));
             }
         }
-        let kept: Vec<&ValidationRecord> = batch
-            .iter()
-            .filter(|r| !gone.contains(&(r.license_id.as_str(), r.environment.as_str())))
-            .collect();
+        let kept: Vec<&ValidationRecord> =
+            batch.iter().filter(|r| !gone.contains(&(r.license_id.as_str(), r.environment.as_str()))).collect();
         insert_many(&mut tx, self.backend, "validations", &VALIDATION_INSERT_COLUMNS, &kept, |r| validation_args(r))
             .await?;
         tx.commit().await?;

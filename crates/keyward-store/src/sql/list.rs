@@ -62,7 +62,8 @@ impl<T> Listing<'_, T> {
             let t = page.arg(after_tie);
             page.push(&format!(" AND ({sort} {cmp} {s} OR ({sort} = {s} AND {tie} {cmp} {t}))"));
         }
-        let mut query = page.prefixed(&format!("SELECT {}, {sort} AS k_sort, {tie} AS k_tie FROM {} ", self.columns, self.from));
+        let mut query =
+            page.prefixed(&format!("SELECT {}, {sort} AS k_sort, {tie} AS k_tie FROM {} ", self.columns, self.from));
         query.push(&format!(" ORDER BY {sort} {dir}, {tie} {dir} LIMIT {}", u64::from(limit) + 1));
 
         let rows = query.query().fetch_all(self.pool).await?;
@@ -72,7 +73,8 @@ impl<T> Listing<'_, T> {
         for (i, row) in rows.iter().take(limit as usize).enumerate() {
             data.push((self.decode)(row)?);
             if more && i + 1 == limit as usize {
-                next_cursor = Some(encode_cursor(tag, key_value(row, "k_sort", sort_kind)?, key_value(row, "k_tie", tie_kind)?));
+                next_cursor =
+                    Some(encode_cursor(tag, key_value(row, "k_sort", sort_kind)?, key_value(row, "k_tie", tie_kind)?));
             }
         }
         Ok(Page { data, next_cursor, total })

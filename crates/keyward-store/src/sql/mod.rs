@@ -313,7 +313,12 @@ impl Store for SqlStore {
         self.write_validations(batch).await
     }
 
-    async fn validations(&self, environment: &str, license_id: &str, query: &ListQuery) -> Result<Page<ValidationRecord>> {
+    async fn validations(
+        &self,
+        environment: &str,
+        license_id: &str,
+        query: &ListQuery,
+    ) -> Result<Page<ValidationRecord>> {
         self.list_validations(environment, license_id, query).await
     }
 
@@ -348,7 +353,7 @@ mod tests {
         assert_eq!(Backend::of_url("data/k.db"), None);
         assert_eq!(sqlite_url("sqlite://k.db"), ("sqlite://k.db?mode=rwc".into(), false));
         assert_eq!(sqlite_url("sqlite://k.db?cache=shared"), ("sqlite://k.db?cache=shared&mode=rwc".into(), false));
-        assert_eq!(sqlite_url("sqlite::memory:").1, true);
+        assert!(sqlite_url("sqlite::memory:").1);
         assert_eq!(sqlite_path("sqlite://data/k.db?mode=rwc"), Some("data/k.db".into()));
         assert_eq!(sqlite_path("sqlite:///abs/k.db"), Some("/abs/k.db".into()));
         assert_eq!(sqlite_path("sqlite::memory:"), None);

@@ -216,22 +216,11 @@ pub(crate) fn license(row: &AnyRow) -> Result<License> {
 
 /// The columns `activation` reads, with `prefix` naming the table (`a.`) or nothing.
 pub(crate) fn activation_columns(prefix: &str, alias: &str) -> String {
-    [
-        "id",
-        "license_id",
-        "kind",
-        "fingerprint",
-        "name",
-        "platform",
-        "hostname",
-        "ip",
-        "created_at",
-        "last_seen_at",
-    ]
-    .iter()
-    .map(|column| format!("{prefix}{column} AS {alias}{column}"))
-    .collect::<Vec<_>>()
-    .join(", ")
+    ["id", "license_id", "kind", "fingerprint", "name", "platform", "hostname", "ip", "created_at", "last_seen_at"]
+        .iter()
+        .map(|column| format!("{prefix}{column} AS {alias}{column}"))
+        .collect::<Vec<_>>()
+        .join(", ")
 }
 
 /// An activation from columns named `{alias}id`, `{alias}kind`, …
