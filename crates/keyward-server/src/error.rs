@@ -12,34 +12,42 @@ pub struct ApiError {
     pub code: &'static str,
     pub message: String,
     pub field: Option<String>,
+    /// Seconds, for a `429`.
+    pub retry_after: Option<u64>,
 }
 
 pub type ApiResult<T> = Result<T, ApiError>;
 
 impl ApiError {
     pub fn new(status: StatusCode, code: &'static str, message: impl Into<String>) -> Self {
-        ApiError { status, code, message: message.into(), field: None }
+        ApiError { status, code, message: message.into(), field: None, retry_after: None }
+    }
+
+    pub fn with_field(mut self, field: impl Into<String>) -> Self {
+        self.field = Some(field.into());
+        self
+    }
+
+    pub fn rate_limited(retry_after: u64) -> Self {
+        let mut err = ApiError::new(StatusCode::TOO_MANY_REQUESTS, "RATE_LIMITED", "too many requests; retry later");
+        err.retry_after = Some(retry_after);
+        err
     }
 
     /// A field that failed its check: `422`.
     pub fn invalid(field: impl Into<String>, message: impl std::fmt::Display) -> Self {
         let field = field.into();
-        ApiError {
-            status: StatusCode::UNPROCESSABLE_ENTITY,
-            code: "INVALID_FIELD",
-            message: format!("{field} {message}"),
-            field: Some(field),
-        }
+        ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, "INVALID_FIELD", format!("{field} {message}")).with_field(field)
     }
 
     /// A reference to a record that does not exist: `422`.
     pub fn unknown_reference(field: &str, what: &str) -> Self {
-        ApiError {
-            status: StatusCode::UNPROCESSABLE_ENTITY,
-            code: "UNKNOWN_REFERENCE",
-            message: format!("no {what} with this id exists in this environment"),
-            field: Some(field.to_owned()),
-        }
+        ApiError::new(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "UNKNOWN_REFERENCE",
+            format!("no {what} with this id exists in this environment"),
+        )
+        .with_field(field)
     }
 
     pub fn not_found(what: &str) -> Self {
@@ -104,6 +112,10 @@ impl From<StoreError> for ApiError {
 
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
-        (self.status, axum::Json(self.body())).into_response()
+        let mut response = (self.status, axum::Json(self.body())).into_response();
+        if let Some(seconds) = self.retry_after {
+            response.headers_mut().insert(axum::http::header::RETRY_AFTER, seconds.into());
+        }
+        response
     }
 }

@@ -7,7 +7,7 @@ use axum::http::request::Parts;
 use axum::http::{header, StatusCode};
 use keyward_core::role::{Permission, Role};
 use serde::de::DeserializeOwned;
-use std::net::SocketAddr;
+use std::net::{IpAddr, SocketAddr};
 
 /// The largest request body accepted anywhere (metadata is capped at 10 KB; imports are larger).
 pub const MAX_BODY_BYTES: usize = 256 * 1024;
@@ -39,12 +39,14 @@ impl<T: DeserializeOwned> JsonBody<T> {
             let path = err.path().to_string();
             let inner = err.into_inner();
             match inner.classify() {
-                serde_json::error::Category::Data => ApiError {
-                    status: StatusCode::UNPROCESSABLE_ENTITY,
-                    code: "INVALID_FIELD",
-                    message: inner.to_string(),
-                    field: (path != ".").then_some(path),
-                },
+                serde_json::error::Category::Data => {
+                    let err = ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, "INVALID_FIELD", inner.to_string());
+                    if path == "." {
+                        err
+                    } else {
+                        err.with_field(path)
+                    }
+                }
                 _ => malformed(&inner),
             }
         })?;
@@ -124,13 +126,13 @@ pub fn route_environment(mut req: Request) -> Request {
 
 /// The client's IP address as the server saw it.
 #[derive(Debug, Clone)]
-pub struct ClientIp(pub Option<String>);
+pub struct ClientIp(pub Option<IpAddr>);
 
 impl<S: Send + Sync> FromRequestParts<S> for ClientIp {
     type Rejection = std::convert::Infallible;
 
     async fn from_request_parts(parts: &mut Parts, _state: &S) -> Result<Self, Self::Rejection> {
-        Ok(ClientIp(parts.extensions.get::<ConnectInfo<SocketAddr>>().map(|info| info.0.ip().to_string())))
+        Ok(ClientIp(parts.extensions.get::<ConnectInfo<SocketAddr>>().map(|info| info.0.ip())))
     }
 }
 
@@ -197,6 +199,12 @@ impl FromRequestParts<AppState> for Caller {
             ));
         }
         let ClientIp(ip) = ClientIp::from_request_parts(parts, state).await.unwrap_or(ClientIp(None));
-        Ok(Caller { token_id: token.id, name: token.name, role: token.role, environment, ip })
+        Ok(Caller {
+            token_id: token.id,
+            name: token.name,
+            role: token.role,
+            environment,
+            ip: ip.map(|ip| ip.to_string()),
+        })
     }
 }

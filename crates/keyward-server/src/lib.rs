@@ -6,6 +6,7 @@ pub mod error;
 pub mod extract;
 pub mod issue;
 pub mod keys;
+pub mod limits;
 pub mod recorder;
 pub mod routes;
 pub mod serve;

@@ -91,6 +91,7 @@ pub async fn start(config: &Config) -> anyhow::Result<Running> {
         tokens: Default::default(),
         keys: Arc::new(keys),
         licenses: Default::default(),
+        limits: Default::default(),
         recorder,
     };
     // Spans name the route template, never the raw path: `/licenses/{id}` may carry a key.
@@ -147,6 +148,7 @@ async fn refresh(state: AppState) {
     tick.tick().await;
     loop {
         tick.tick().await;
+        state.limits.forget_quiet();
         for environment in state.environments.iter() {
             match state.store.settings(environment).await {
                 Ok(settings) => state.set_settings(environment, settings),

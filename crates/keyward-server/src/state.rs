@@ -2,6 +2,7 @@
 
 use crate::cache::LicenseCache;
 use crate::keys::SigningKeys;
+use crate::limits::RateLimits;
 use crate::recorder::Recorder;
 use crate::tokens::TokenCache;
 use keyward_store::{Settings, Store};
@@ -16,6 +17,7 @@ pub struct AppState {
     pub tokens: Arc<TokenCache>,
     pub keys: Arc<SigningKeys>,
     pub licenses: Arc<LicenseCache>,
+    pub limits: Arc<RateLimits>,
     pub recorder: Recorder,
 }
 

@@ -375,7 +375,39 @@ async fn validation_history_is_recorded(mut server: TestServer) {
     assert_eq!(usage.body["data"][0]["code"], "VALID");
 }
 
+async fn rate_limits_per_key_and_for_unknown_keys(server: TestServer) {
+    let admin = server.admin().await;
+    let app = server.client().await;
+    let fx = Fixture::new(&admin).await;
+    let key = fx.license(&admin, true).await["key"].as_str().unwrap().to_owned();
+    let other = fx.license(&admin, true).await["key"].as_str().unwrap().to_owned();
+    admin
+        .request(Method::PATCH, "/settings", Some(&json!({"validate_rate_per_key": 3, "not_found_rate_per_ip": 2})))
+        .await
+        .unwrap();
+    for _ in 0..3 {
+        assert!(app.validate(validate(&key)).await.unwrap().valid);
+    }
+    match app.validate(validate(&key)).await {
+        Err(Error::RateLimited { retry_after }) => assert!(retry_after.is_some_and(|s| s >= 1)),
+        other => panic!("expected a signed 429, got {other:?}"),
+    }
+    assert!(app.validate(validate(&other)).await.unwrap().valid, "another key has its own budget");
+    // two unknown keys are answered; the third blocks the client for everything
+    for n in 0..2 {
+        assert_eq!(app.validate(validate(&format!("NOPE-{n}"))).await.unwrap().code, ValidationCode::LicenseNotFound);
+    }
+    assert!(matches!(app.validate(validate("NOPE-2")).await, Err(Error::RateLimited { .. })));
+    assert!(
+        matches!(app.validate(validate(&other)).await, Err(Error::RateLimited { .. })),
+        "an enumerating client is refused"
+    );
+    // the admin API is not limited
+    assert_eq!(admin.request(Method::GET, "/licenses", None).await.unwrap().status, 200);
+}
+
 on_both_backends!(
+    rate_limits_per_key_and_for_unknown_keys,
     walkthrough,
     every_transition,
     activation_limit_holds_under_concurrency,

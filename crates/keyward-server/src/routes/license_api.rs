@@ -5,6 +5,7 @@ use crate::cache::Snapshot;
 use crate::error::ApiError;
 use crate::extract::{read_body, ClientIp, Env, JsonBody, OriginalPath};
 use crate::keys::PublicKey;
+use crate::limits::RetryAfter;
 use crate::state::AppState;
 use crate::views::{activation_summary, license_summary};
 use axum::extract::{Request, State};
@@ -26,6 +27,7 @@ use keyward_core::values::{Domain, Fingerprint};
 use keyward_core::{Refusal, ValidationCode};
 use keyward_store::{Activation, ActivationChange, Audit, LicenseChange, LicenseEdit, ValidationRecord};
 use serde::Serialize;
+use std::net::IpAddr;
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
 
@@ -55,8 +57,11 @@ impl Answer<'_> {
     }
 
     fn error(&self, err: ApiError) -> Response {
-        let body: ErrorBody = err.body();
-        self.json(err.status, &body)
+        let mut response = self.json(err.status, &err.body());
+        if let Some(seconds) = err.retry_after {
+            response.headers_mut().insert(axum::http::header::RETRY_AFTER, seconds.into());
+        }
+        response
     }
 }
 
@@ -97,12 +102,24 @@ fn field<T>(name: &str, parsed: Result<T, keyward_core::values::InvalidValue>) -
     parsed.map_err(|e| ApiError::invalid(name, e))
 }
 
-/// The license for `key`, from memory; `None` when no license has it.
-async fn lookup(state: &AppState, environment: &str, key: &str) -> Result<Option<Arc<Snapshot>>, ApiError> {
-    if key.len() > MAX_KEY {
-        return Ok(None);
-    }
-    Ok(state.licenses.get(state.store.as_ref(), environment, key).await?)
+/// The license for `key`, from memory; `None` when no license has it. Counts the request
+/// against the key's rate, or an unknown key against the client's.
+async fn lookup(
+    state: &AppState,
+    environment: &str,
+    key: &str,
+    ip: Option<IpAddr>,
+) -> Result<Option<Arc<Snapshot>>, ApiError> {
+    state.limits.check_ip(ip).map_err(|RetryAfter(s)| ApiError::rate_limited(s))?;
+    let found =
+        if key.len() > MAX_KEY { None } else { state.licenses.get(state.store.as_ref(), environment, key).await? };
+    let settings = state.settings(environment);
+    let counted = match &found {
+        Some(_) => state.limits.check_key(environment, &settings, key),
+        None => state.limits.check_not_found(environment, &settings, ip),
+    };
+    counted.map_err(|RetryAfter(s)| ApiError::rate_limited(s))?;
+    Ok(found)
 }
 
 #[utoipa::path(post, path = "/validate", tag = "license API", request_body = ValidateRequest,
@@ -130,7 +147,7 @@ pub async fn validate(
 async fn validate_key(
     state: &AppState,
     environment: &str,
-    ip: Option<String>,
+    ip: Option<IpAddr>,
     request: &ValidateRequest,
 ) -> Result<(StatusCode, ValidateAnswer), ApiError> {
     let fingerprint =
@@ -141,7 +158,7 @@ async fn validate_key(
     }
     let now = Utc::now();
     let nonce = request.nonce.clone();
-    let Some(snapshot) = lookup(state, environment, &request.key).await? else {
+    let Some(snapshot) = lookup(state, environment, &request.key, ip).await? else {
         let code = ValidationCode::LicenseNotFound;
         let body = ValidateAnswer {
             valid: false,
@@ -205,7 +222,7 @@ async fn validate_key(
         at: now,
         code,
         fingerprint: fingerprint.map(|f| f.as_str().to_owned()).or(domain.map(|d| d.as_str().to_owned())),
-        ip,
+        ip: ip.map(|ip| ip.to_string()),
     });
     let summary = match &fresh {
         Some(after) => license_summary(after, status, 1, Some(now)),
@@ -225,8 +242,12 @@ async fn validate_key(
 }
 
 /// An audit entry for a write made by the license API on behalf of a key's holder.
-fn license_audit(key: &str, ip: Option<String>, action: &str) -> Audit {
-    Audit { actor: format!("license:{}", keyward_core::values::redact_key(key)), ip, action: action.to_owned() }
+fn license_audit(key: &str, ip: Option<IpAddr>, action: &str) -> Audit {
+    Audit {
+        actor: format!("license:{}", keyward_core::values::redact_key(key)),
+        ip: ip.map(|ip| ip.to_string()),
+        action: action.to_owned(),
+    }
 }
 
 /// The change one activation makes, decided by core on the locked license.
@@ -234,7 +255,7 @@ fn activation_edit(
     kind: ActivationKind,
     fingerprint: &str,
     details: &ActivateRequest,
-    ip: Option<String>,
+    ip: Option<IpAddr>,
     grace: chrono::Duration,
     now: DateTime<Utc>,
 ) -> LicenseEdit {
@@ -269,7 +290,7 @@ fn activation_edit(
                     name,
                     platform,
                     hostname,
-                    ip,
+                    ip: ip.map(|ip| ip.to_string()),
                     created_at: now,
                     last_seen_at: now,
                 })
@@ -315,14 +336,14 @@ pub async fn activate(
 async fn activate_device(
     state: &AppState,
     environment: &str,
-    ip: Option<String>,
+    ip: Option<IpAddr>,
     request: &ActivateRequest,
 ) -> Result<(StatusCode, ActivateAnswer), ApiError> {
     let fingerprint = field("fingerprint", Fingerprint::parse(&request.fingerprint))?;
     optional_text("name", &request.name)?;
     optional_text("platform", &request.platform)?;
     optional_text("hostname", &request.hostname)?;
-    let Some(snapshot) = lookup(state, environment, &request.key).await? else {
+    let Some(snapshot) = lookup(state, environment, &request.key, ip).await? else {
         return Err(ApiError::license_not_found());
     };
     let now = Utc::now();
@@ -377,11 +398,11 @@ pub async fn deactivate(
 async fn deactivate_device(
     state: &AppState,
     environment: &str,
-    ip: Option<String>,
+    ip: Option<IpAddr>,
     request: &DeactivateRequest,
 ) -> Result<DeactivateAnswer, ApiError> {
     let fingerprint = field("fingerprint", Fingerprint::parse(&request.fingerprint))?;
-    let Some(snapshot) = lookup(state, environment, &request.key).await? else {
+    let Some(snapshot) = lookup(state, environment, &request.key, ip).await? else {
         return Err(ApiError::license_not_found());
     };
     let now = Utc::now();
@@ -421,6 +442,7 @@ async fn deactivate_device(
 pub async fn offline_file(
     State(state): State<AppState>,
     Env(environment): Env,
+    ClientIp(ip): ClientIp,
     Extension(OriginalPath(path)): Extension<OriginalPath>,
     req: Request,
 ) -> Response {
@@ -429,7 +451,7 @@ pub async fn offline_file(
         Ok(request) => request,
         Err(response) => return response,
     };
-    match offline_file_for(&state, &environment, &request).await {
+    match offline_file_for(&state, &environment, ip, &request).await {
         Ok(file) => answer.json(StatusCode::OK, &file),
         Err(err) => answer.error(err),
     }
@@ -438,11 +460,12 @@ pub async fn offline_file(
 async fn offline_file_for(
     state: &AppState,
     environment: &str,
+    ip: Option<IpAddr>,
     request: &OfflineFileRequest,
 ) -> Result<OfflineFile, ApiError> {
     let fingerprint =
         request.fingerprint.as_deref().map(|f| field("fingerprint", Fingerprint::parse(f))).transpose()?;
-    let Some(snapshot) = lookup(state, environment, &request.key).await? else {
+    let Some(snapshot) = lookup(state, environment, &request.key, ip).await? else {
         return Err(ApiError::license_not_found());
     };
     let license = &snapshot.license;

@@ -251,12 +251,12 @@ async fn check_edit(
 ) -> ApiResult<CheckedEdit> {
     let immutable = |name: &str, given: &Option<Value>, actual: &str| -> ApiResult<()> {
         match given {
-            Some(value) if reference_id(value, name).ok().flatten().as_deref() != Some(actual) => Err(ApiError {
-                status: StatusCode::UNPROCESSABLE_ENTITY,
-                code: "FIELD_IMMUTABLE",
-                message: format!("{name} cannot change after a license is created"),
-                field: Some(name.to_owned()),
-            }),
+            Some(value) if reference_id(value, name).ok().flatten().as_deref() != Some(actual) => Err(ApiError::new(
+                StatusCode::UNPROCESSABLE_ENTITY,
+                "FIELD_IMMUTABLE",
+                format!("{name} cannot change after a license is created"),
+            )
+            .with_field(name)),
             _ => Ok(()),
         }
     };

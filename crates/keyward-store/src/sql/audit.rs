@@ -80,6 +80,7 @@ impl SqlStore {
             pool: &self.reader,
             columns: AUDIT_COLUMNS,
             from: "audit_events",
+            count_from: None,
             filter,
             // Append order: newest first.
             keyset: Keyset {

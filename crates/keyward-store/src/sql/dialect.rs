@@ -72,6 +72,16 @@ impl Backend {
         }
     }
 
+    /// The `n`th (from 1) placeholder of a statement whose binds each appear once, in order.
+    /// SQLite looks a numbered parameter's name up by a linear scan, so a statement with
+    /// thousands of `$N` binds costs quadratic time there; plain `?` costs nothing.
+    pub(crate) fn sequential_placeholder(self, n: usize) -> String {
+        match self {
+            Backend::Sqlite => "?".to_owned(),
+            Backend::Postgres => format!("${n}"),
+        }
+    }
+
     /// The most bind parameters one statement may carry (SQLite 32766, PostgreSQL 65535).
     pub(crate) fn max_binds(self) -> usize {
         match self {

@@ -289,7 +289,8 @@ impl SqlStore {
         if let Some(status) = query.status {
             push_status_filter(&mut filter, status, micros(query.expired_before));
         }
-        if let Some(q) = query.q.as_deref().map(str::trim).filter(|q| !q.is_empty()) {
+        let q = query.q.as_deref().map(str::trim).filter(|q| !q.is_empty());
+        if let Some(q) = q {
             let p = filter.arg(contains_pattern(q));
             filter.push(&format!(
                 " AND (lower(l.key) LIKE {p} ESCAPE '\\' OR lower(c.email) LIKE {p} ESCAPE '\\' \
@@ -301,12 +302,15 @@ impl SqlStore {
             pool: &self.reader,
             columns: LICENSE_COLUMNS,
             from: LICENSE_FROM,
+            // Only a search looks at the product and the customer.
+            count_from: if q.is_none() { Some("licenses l") } else { None },
             filter,
             keyset: Keyset {
                 tag: sort_tag(query.sort, query.order),
                 sort,
                 sort_kind,
-                tie: "l.id",
+                // A key is unique in its environment: its own tie-breaker, so the key index serves.
+                tie: if query.sort == LicenseSort::Key { "l.key" } else { "l.id" },
                 tie_kind: Kind::Text,
                 order: query.order,
             },
@@ -552,6 +556,7 @@ impl SqlStore {
             pool: &self.reader,
             columns: "environment, license_id, validated_at, code, fingerprint, ip",
             from: "validations",
+            count_from: None,
             filter,
             keyset: Keyset {
                 tag: "validations",

@@ -35,6 +35,8 @@ pub(crate) struct Listing<'a, T> {
     pub pool: &'a AnyPool,
     pub columns: &'a str,
     pub from: &'a str,
+    /// What the total counts over, when the filter needs less than `from` (no joins).
+    pub count_from: Option<&'a str>,
     /// `WHERE …` with its binds; the keyset condition is appended to it.
     pub filter: Sql,
     pub keyset: Keyset<'a>,
@@ -48,7 +50,8 @@ impl<T> Listing<'_, T> {
         let Keyset { tag, sort, sort_kind, tie, tie_kind, order } = self.keyset;
         let limit = self.limit.clamp(1, 500);
 
-        let count = self.filter.prefixed(&format!("SELECT COUNT(*) AS n FROM {} ", self.from));
+        let count =
+            self.filter.prefixed(&format!("SELECT COUNT(*) AS n FROM {} ", self.count_from.unwrap_or(self.from)));
         let total = int(&count.query().fetch_one(self.pool).await?, "n")?;
 
         let (cmp, dir) = match order {

@@ -356,6 +356,11 @@ impl Sql {
         Sql { text: format!("{prefix}{}", self.text), args: self.args.clone() }
     }
 
+    /// The statement, its binds moved into it (no copies: bulk inserts carry thousands).
+    pub fn into_parts(self) -> (String, Vec<Arg>) {
+        (self.text, self.args)
+    }
+
     pub fn query(&self) -> Query<'_, Any, AnyArguments<'_>> {
         let mut query = sqlx::query(&self.text);
         for arg in &self.args {
@@ -403,11 +408,21 @@ pub(crate) async fn insert_many<T>(
                 if j > 0 {
                     sql.push(", ");
                 }
-                sql.bind(arg);
+                sql.args.push(arg);
+                let placeholder = backend.sequential_placeholder(sql.args.len());
+                sql.push(&placeholder);
             }
             sql.push(")");
         }
-        sql.query().execute(&mut *conn).await?;
+        let (text, args) = sql.into_parts();
+        let mut query = sqlx::query(&text);
+        for arg in args {
+            query = match arg {
+                Arg::Int(v) => query.bind(v),
+                Arg::Text(v) => query.bind(v),
+            };
+        }
+        query.execute(&mut *conn).await?;
     }
     Ok(())
 }
