@@ -193,9 +193,9 @@ async fn validate_key(
         }
         Verdict::ActivateDomain { status, in_grace } => {
             let domain = domain.as_ref().map(Domain::as_str).unwrap_or_default();
-            let audit = license_audit(&request.key, ip.clone(), "activation.created");
+            let audit = license_audit(&request.key, ip, "activation.created");
             let edit =
-                activation_edit(ActivationKind::Domain, domain, &ActivateRequest::default(), ip.clone(), grace, now);
+                activation_edit(ActivationKind::Domain, domain, &ActivateRequest::default(), ip, grace, now);
             match state.store.change_license(environment, &license.id, edit, &audit).await {
                 Ok(changed) => {
                     state.licenses.invalidate(environment, &request.key);
@@ -213,9 +213,8 @@ async fn validate_key(
             }
         }
     };
-    let previous = snapshot.last_validated_micros.swap(now.timestamp_micros(), Ordering::Relaxed);
+    snapshot.last_validated_micros.store(now.timestamp_micros(), Ordering::Relaxed);
     let extra = snapshot.validations_since_load.fetch_add(1, Ordering::Relaxed) + 1;
-    let _ = previous;
     state.recorder.record(ValidationRecord {
         environment: environment.to_owned(),
         license_id: license.id.clone(),
@@ -348,7 +347,7 @@ async fn activate_device(
     };
     let now = Utc::now();
     let grace = state.grace(environment);
-    let edit = activation_edit(ActivationKind::Device, fingerprint.as_str(), request, ip.clone(), grace, now);
+    let edit = activation_edit(ActivationKind::Device, fingerprint.as_str(), request, ip, grace, now);
     let audit = license_audit(&request.key, ip, "license.activated");
     let changed =
         state.store.change_license(environment, &snapshot.license.id, edit, &audit).await.map_err(|err| match err {
