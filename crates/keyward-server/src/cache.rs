@@ -11,8 +11,6 @@ pub struct Snapshot {
     pub license: License,
     pub activations: Vec<Activation>,
     pub validations_since_load: AtomicI64,
-    /// Unix microseconds of the latest validation on this node since load (0: none).
-    pub last_validated_micros: AtomicI64,
 }
 
 /// How many unknown keys are remembered before the oldest memory of them is dropped.
@@ -46,7 +44,6 @@ impl LicenseCache {
                 license,
                 activations,
                 validations_since_load: AtomicI64::new(0),
-                last_validated_micros: AtomicI64::new(0),
             })
         });
         if self.epoch.load(Ordering::Acquire) == epoch {

@@ -9,7 +9,7 @@ use crate::{routes, tokens};
 use anyhow::Context;
 use axum::extract::{MatchedPath, Request};
 use keyward_core::role::Role;
-use keyward_store::{Audit, CacheInvalidation, LicenseChanges, SqlStore, Store};
+use keyward_store::{Audit, CacheInvalidation, LicenseChanges, SqlStore, Store, StoreError};
 use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::sync::{Arc, RwLock};
@@ -170,8 +170,13 @@ async fn bootstrap(store: &dyn Store, config: &Config) -> anyhow::Result<Option<
         anyhow::ensure!(secret.len() >= 16, "KEYWARD_BOOTSTRAP_TOKEN must be at least 16 characters");
     }
     let audit = Audit { actor: "keyward serve (bootstrap)".into(), ip: None, action: "token.created".into() };
-    let (_, secret) =
+    let created =
         tokens::create(store, "bootstrap owner", Role::Owner, "production", config.bootstrap_token.clone(), &audit)
-            .await?;
-    Ok(Some(secret))
+            .await;
+    match created {
+        Ok((_, secret)) => Ok(Some(secret)),
+        // Nodes starting at once with one KEYWARD_BOOTSTRAP_TOKEN: another node made this very token.
+        Err(StoreError::Conflict { code: "TOKEN_EXISTS", .. }) if config.bootstrap_token.is_some() => Ok(None),
+        Err(err) => Err(err.into()),
+    }
 }

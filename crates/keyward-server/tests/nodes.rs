@@ -195,10 +195,10 @@ async fn a_change_on_one_node_reaches_another_nodes_cache_within_a_second() {
         a.app.activate(activate(&key, "laptop")).await.unwrap();
         let before = b.app.validate(validate(&key)).await.unwrap();
         assert!(before.valid, "{before:?}");
-        let counted = before.license.as_ref().unwrap().validation_count;
 
-        // Counts written to the database without a change notice do not reach B, which proves that
-        // B answers from its cache, and so that only the notice can make it see the change.
+        // Counts written to the database without a change notice do not reach B: B answers from its
+        // cache, so only the notice can make it see the change. (The activation's own notice may
+        // still be on its way and empty the cache once; then the proof is tried again.)
         let record = ValidationRecord {
             environment: "production".into(),
             license_id: id.clone(),
@@ -207,9 +207,19 @@ async fn a_change_on_one_node_reaches_another_nodes_cache_within_a_second() {
             fingerprint: None,
             ip: None,
         };
-        store.record_validations(&vec![record; 1000]).await.unwrap();
-        let cached = b.app.validate(validate(&key)).await.unwrap();
-        assert!(cached.license.as_ref().unwrap().validation_count < counted + 1000, "B read the database: {cached:?}");
+        let mut written = 0;
+        let mut served_from_cache = false;
+        for _ in 0..5 {
+            let seen = b.app.validate(validate(&key)).await.unwrap().license.unwrap().validation_count;
+            store.record_validations(&vec![record.clone(); 1000]).await.unwrap();
+            written += 1000;
+            let cached = b.app.validate(validate(&key)).await.unwrap().license.unwrap().validation_count;
+            if cached < seen + 1000 {
+                served_from_cache = true;
+                break;
+            }
+        }
+        assert!(served_from_cache, "B read the license from the database on every validation");
 
         let flags = json!({"pro": false, "seats": 10});
         let acknowledged = match change {
@@ -225,7 +235,7 @@ async fn a_change_on_one_node_reaches_another_nodes_cache_within_a_second() {
             _ => answer.license.as_ref().is_some_and(|l| l.feature_flags == flags),
         })
         .await;
-        assert!(answer.license.unwrap().validation_count >= counted + 1000, "B reloaded the license from the database");
+        assert!(answer.license.unwrap().validation_count >= written, "B reloaded the license from the database");
         assert!(delay < Duration::from_secs(1), "{change} took {delay:?} to reach the other node");
         delays.push((change, delay));
     }

@@ -213,7 +213,6 @@ async fn validate_key(
             }
         }
     };
-    snapshot.last_validated_micros.store(now.timestamp_micros(), Ordering::Relaxed);
     let extra = snapshot.validations_since_load.fetch_add(1, Ordering::Relaxed) + 1;
     state.recorder.record(ValidationRecord {
         environment: environment.to_owned(),
