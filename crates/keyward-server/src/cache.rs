@@ -1,31 +1,92 @@
-//! The validation hot path's memory: license snapshots by key (unknown keys too), invalidated on
-//! every change, so a validation costs no database round trip.
+//! The validation hot path's memory: a compact snapshot of each license by key (unknown keys
+//! too), invalidated on every change, so a validation costs no database round trip.
 
+use chrono::{DateTime, Utc};
 use dashmap::DashMap;
+use keyward_core::api::{LicenseSummary, ProductRef};
+use keyward_core::validation::LicenseFacts;
+use keyward_core::values::ActivationLimit;
+use keyward_core::LicenseStatus;
 use keyward_store::{Activation, License, Store, StoreError};
+use serde_json::Value;
+use std::collections::HashMap;
 use std::sync::atomic::{AtomicI64, AtomicU64, AtomicUsize, Ordering};
 use std::sync::Arc;
 
-/// A license as validation sees it, with the validations this node counted since it was loaded.
+/// What validation needs of one license, and no more: a million of these must fit in a few
+/// hundred MB, so products and feature flags are shared between licenses.
 pub struct Snapshot {
-    pub license: License,
-    pub activations: Vec<Activation>,
+    pub id: Box<str>,
+    pub status: LicenseStatus,
+    pub expires_at: Option<DateTime<Utc>>,
+    pub product: Arc<ProductRef>,
+    pub customer_email: Option<Box<str>>,
+    pub activation_limit: ActivationLimit,
+    pub activation_count: i64,
+    pub feature_flags: Arc<Value>,
+    pub last_validated_at: Option<DateTime<Utc>>,
+    pub validation_count: i64,
+    pub activations: Box<[Activation]>,
+    /// Validations this node answered since the snapshot was loaded (not yet in `validation_count`).
     pub validations_since_load: AtomicI64,
 }
 
-/// How many unknown keys are remembered before the oldest memory of them is dropped.
-const MAX_MISSING: usize = 100_000;
+impl Snapshot {
+    pub fn facts(&self) -> LicenseFacts<'_> {
+        LicenseFacts {
+            status: self.status,
+            expires_at: self.expires_at,
+            product_id: &self.product.id,
+            activation_limit: self.activation_limit,
+        }
+    }
 
-#[derive(Default)]
+    /// The license as an answer shows it, counting `extra` validations this node made since load.
+    pub fn summary(&self, status: LicenseStatus, extra: i64, validated_at: Option<DateTime<Utc>>) -> LicenseSummary {
+        LicenseSummary {
+            id: self.id.to_string(),
+            status,
+            product: (*self.product).clone(),
+            customer_email: self.customer_email.as_deref().map(str::to_owned),
+            expires_at: self.expires_at,
+            activation_limit: self.activation_limit.get(),
+            activation_count: self.activation_count,
+            feature_flags: (*self.feature_flags).clone(),
+            last_validated_at: validated_at.max(self.last_validated_at),
+            validation_count: self.validation_count + extra,
+        }
+    }
+}
+
+/// How many unknown keys are remembered before the memory of them is dropped.
+const MAX_MISSING: usize = 100_000;
+/// How many distinct products or flag sets are shared before new ones are simply copied.
+const MAX_SHARED: usize = 10_000;
+
+/// Keys by environment; `None` remembers that no license has the key, so a flood of wrong keys
+/// never reaches the database.
+type Entries = DashMap<Box<str>, Option<Arc<Snapshot>>>;
+
 pub struct LicenseCache {
-    /// `None` remembers that no license has this key, so a flood of wrong keys never reaches the database.
-    entries: DashMap<(String, String), Option<Arc<Snapshot>>>,
+    by_environment: HashMap<String, Entries>,
+    products: DashMap<(String, String), Arc<ProductRef>>,
+    flags: DashMap<String, Arc<Value>>,
     missing: AtomicUsize,
     /// Bumped by every invalidation; a load that raced one is not cached.
     epoch: AtomicU64,
 }
 
 impl LicenseCache {
+    pub fn new(environments: &[String]) -> Self {
+        LicenseCache {
+            by_environment: environments.iter().map(|env| (env.clone(), DashMap::new())).collect(),
+            products: DashMap::new(),
+            flags: DashMap::new(),
+            missing: AtomicUsize::new(0),
+            epoch: AtomicU64::new(0),
+        }
+    }
+
     /// The license with this key, from memory when it can be.
     pub async fn get(
         &self,
@@ -33,38 +94,75 @@ impl LicenseCache {
         environment: &str,
         key: &str,
     ) -> Result<Option<Arc<Snapshot>>, StoreError> {
-        // The map is keyed by owned strings; a borrowed lookup would need a custom key type.
-        let map_key = (environment.to_owned(), key.to_owned());
-        if let Some(entry) = self.entries.get(&map_key) {
+        let Some(entries) = self.by_environment.get(environment) else { return Ok(None) };
+        if let Some(entry) = entries.get(key) {
             return Ok(entry.clone());
         }
         let epoch = self.epoch.load(Ordering::Acquire);
-        let loaded = store.license_snapshot(environment, key).await?.map(|(license, activations)| {
-            Arc::new(Snapshot {
-                license,
-                activations,
-                validations_since_load: AtomicI64::new(0),
-            })
-        });
+        let loaded = store
+            .license_snapshot(environment, key)
+            .await?
+            .map(|(license, activations)| Arc::new(self.snapshot(license, activations)));
         if self.epoch.load(Ordering::Acquire) == epoch {
             if loaded.is_none() && self.missing.fetch_add(1, Ordering::Relaxed) >= MAX_MISSING {
                 self.forget_missing();
             }
-            self.entries.insert(map_key, loaded.clone());
+            entries.insert(key.into(), loaded.clone());
         }
         Ok(loaded)
+    }
+
+    fn snapshot(&self, license: License, activations: Vec<Activation>) -> Snapshot {
+        let product_key = (license.product_id, license.product_name);
+        let product = match self.products.get(&product_key) {
+            Some(shared) => shared.clone(),
+            None => {
+                let product = Arc::new(ProductRef { id: product_key.0.clone(), name: product_key.1.clone() });
+                if self.products.len() < MAX_SHARED {
+                    self.products.insert(product_key, product.clone());
+                }
+                product
+            }
+        };
+        let flags_text = serde_json::to_string(license.feature_flags.as_map()).unwrap_or_default();
+        let feature_flags = match self.flags.get(&flags_text) {
+            Some(shared) => shared.clone(),
+            None => {
+                let flags = Arc::new(Value::Object(license.feature_flags.as_map().clone()));
+                if self.flags.len() < MAX_SHARED {
+                    self.flags.insert(flags_text, flags.clone());
+                }
+                flags
+            }
+        };
+        Snapshot {
+            id: license.id.into(),
+            status: license.status,
+            expires_at: license.expires_at,
+            product,
+            customer_email: license.customer.map(|c| c.email.into()),
+            activation_limit: license.activation_limit,
+            activation_count: license.activation_count,
+            feature_flags,
+            last_validated_at: license.last_validated_at,
+            validation_count: license.validation_count,
+            activations: activations.into(),
+            validations_since_load: AtomicI64::new(0),
+        }
     }
 
     /// Forgets one key's snapshot; the next validation reads it afresh.
     pub fn invalidate(&self, environment: &str, key: &str) {
         self.epoch.fetch_add(1, Ordering::AcqRel);
-        self.entries.remove(&(environment.to_owned(), key.to_owned()));
+        if let Some(entries) = self.by_environment.get(environment) {
+            entries.remove(key);
+        }
     }
 
     /// Forgets every snapshot (a missed cross-node message could have made any of them stale).
     pub fn clear(&self) {
         self.epoch.fetch_add(1, Ordering::AcqRel);
-        self.entries.clear();
+        self.by_environment.values().for_each(DashMap::clear);
         self.missing.store(0, Ordering::Relaxed);
     }
 
@@ -75,15 +173,17 @@ impl LicenseCache {
     }
 
     pub fn len(&self) -> usize {
-        self.entries.len()
+        self.by_environment.values().map(DashMap::len).sum()
     }
 
     pub fn is_empty(&self) -> bool {
-        self.entries.is_empty()
+        self.len() == 0
     }
 
     fn forget_missing(&self) {
-        self.entries.retain(|_, entry| entry.is_some());
+        for entries in self.by_environment.values() {
+            entries.retain(|_, entry| entry.is_some());
+        }
         self.missing.store(0, Ordering::Relaxed);
     }
 }

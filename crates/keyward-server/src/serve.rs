@@ -1,5 +1,6 @@
 //! Starting and stopping a keyward node: open the store, bootstrap, serve, drain on shutdown.
 
+use crate::cache::LicenseCache;
 use crate::config::Config;
 use crate::extract::route_environment;
 use crate::keys::{load_or_create_master_key, SigningKeys};
@@ -86,11 +87,11 @@ pub async fn start(config: &Config) -> anyhow::Result<Running> {
     let (recorder, recorder_task) = Recorder::start(store.clone());
     let state = AppState {
         store,
+        licenses: Arc::new(LicenseCache::new(&environments)),
         environments: Arc::new(environments),
         settings: Arc::new(RwLock::new(settings)),
         tokens: Default::default(),
         keys: Arc::new(keys),
-        licenses: Default::default(),
         limits: Default::default(),
         recorder,
     };

@@ -15,14 +15,14 @@ use axum::Extension;
 use chrono::{DateTime, Utc};
 use keyward_core::activation::{decide_activation, decide_deactivation, ActivationDecision, ValidityBasis};
 use keyward_core::api::{
-    ActivateAnswer, ActivateRequest, DeactivateAnswer, DeactivateRequest, ErrorBody, OfflineFileRequest,
-    ValidateAnswer, ValidateRequest,
+    ActivateAnswer, ActivateRequest, DeactivateAnswer, DeactivateRequest, ErrorBody, LicenseSummary,
+    OfflineFileRequest, ValidateAnswer, ValidateRequest,
 };
 use keyward_core::ids::{new_id, IdKind};
 use keyward_core::offline::{OfflineClaims, OfflineFile};
 use keyward_core::signature::HEADER;
 use keyward_core::status::effective_status;
-use keyward_core::validation::{decide, ActivationKind, LicenseFacts, ValidationRequest, Verdict};
+use keyward_core::validation::{decide, ActivationKind, ValidationRequest, Verdict};
 use keyward_core::values::{Domain, Fingerprint};
 use keyward_core::{Refusal, ValidationCode};
 use keyward_store::{Activation, ActivationChange, Audit, LicenseChange, LicenseEdit, ValidationRecord};
@@ -172,14 +172,8 @@ async fn validate_key(
         };
         return Ok((StatusCode::NOT_FOUND, body));
     };
-    let license = &snapshot.license;
     let grace = state.grace(environment);
-    let facts = LicenseFacts {
-        status: license.status,
-        expires_at: license.expires_at,
-        product_id: &license.product_id,
-        activation_limit: license.activation_limit,
-    };
+    let facts = snapshot.facts();
     let activations: Vec<_> = snapshot.activations.iter().map(Activation::as_ref).collect();
     let asked = ValidationRequest {
         fingerprint: fingerprint.as_ref().map(Fingerprint::as_str),
@@ -194,9 +188,8 @@ async fn validate_key(
         Verdict::ActivateDomain { status, in_grace } => {
             let domain = domain.as_ref().map(Domain::as_str).unwrap_or_default();
             let audit = license_audit(&request.key, ip, "activation.created");
-            let edit =
-                activation_edit(ActivationKind::Domain, domain, &ActivateRequest::default(), ip, grace, now);
-            match state.store.change_license(environment, &license.id, edit, &audit).await {
+            let edit = activation_edit(ActivationKind::Domain, domain, &ActivateRequest::default(), ip, grace, now);
+            match state.store.change_license(environment, &snapshot.id, edit, &audit).await {
                 Ok(changed) => {
                     state.licenses.invalidate(environment, &request.key);
                     let added = match &changed.activation {
@@ -216,7 +209,7 @@ async fn validate_key(
     let extra = snapshot.validations_since_load.fetch_add(1, Ordering::Relaxed) + 1;
     state.recorder.record(ValidationRecord {
         environment: environment.to_owned(),
-        license_id: license.id.clone(),
+        license_id: snapshot.id.to_string(),
         at: now,
         code,
         fingerprint: fingerprint.map(|f| f.as_str().to_owned()).or(domain.map(|d| d.as_str().to_owned())),
@@ -224,7 +217,7 @@ async fn validate_key(
     });
     let summary = match &fresh {
         Some(after) => license_summary(after, status, 1, Some(now)),
-        None => license_summary(license, status, extra, Some(now)),
+        None => snapshot.summary(status, extra, Some(now)),
     };
     let body = ValidateAnswer {
         valid: code == ValidationCode::Valid,
@@ -349,7 +342,7 @@ async fn activate_device(
     let edit = activation_edit(ActivationKind::Device, fingerprint.as_str(), request, ip, grace, now);
     let audit = license_audit(&request.key, ip, "license.activated");
     let changed =
-        state.store.change_license(environment, &snapshot.license.id, edit, &audit).await.map_err(|err| match err {
+        state.store.change_license(environment, &snapshot.id, edit, &audit).await.map_err(|err| match err {
             keyward_store::StoreError::NotFound => ApiError::license_not_found(),
             keyward_store::StoreError::Refused(refusal) => ApiError::refused_to_device(refusal),
             other => other.into(),
@@ -419,7 +412,7 @@ async fn deactivate_device(
     };
     let audit = license_audit(&request.key, ip, "license.deactivated");
     let changed =
-        state.store.change_license(environment, &snapshot.license.id, edit, &audit).await.map_err(|err| match err {
+        state.store.change_license(environment, &snapshot.id, edit, &audit).await.map_err(|err| match err {
             keyward_store::StoreError::NotFound => ApiError::license_not_found(),
             keyward_store::StoreError::Refused(refusal) => ApiError::refused_to_device(refusal),
             other => other.into(),
@@ -466,30 +459,24 @@ async fn offline_file_for(
     let Some(snapshot) = lookup(state, environment, &request.key, ip).await? else {
         return Err(ApiError::license_not_found());
     };
-    let license = &snapshot.license;
     let now = Utc::now();
-    let facts = LicenseFacts {
-        status: license.status,
-        expires_at: license.expires_at,
-        product_id: &license.product_id,
-        activation_limit: license.activation_limit,
-    };
     let activations: Vec<_> = snapshot.activations.iter().map(Activation::as_ref).collect();
     let asked = ValidationRequest { fingerprint: fingerprint.as_ref().map(Fingerprint::as_str), ..Default::default() };
-    let verdict = decide(&facts, &activations, &asked, state.grace(environment), now);
+    let verdict = decide(&snapshot.facts(), &activations, &asked, state.grace(environment), now);
     let Verdict::Answer { code: ValidationCode::Valid, status, .. } = verdict else {
         let code = verdict.code();
         return Err(ApiError::new(StatusCode::FORBIDDEN, code.as_str(), code.detail()));
     };
-    offline_file_of(state, environment, license, status, fingerprint.as_ref().map(Fingerprint::as_str), now)
+    let license = snapshot.summary(status, 0, None);
+    offline_file_of(state, environment, &license, &request.key, fingerprint.as_ref().map(Fingerprint::as_str), now)
 }
 
-/// Signs an offline file for `license` (also used by the admin API's preview).
+/// Signs an offline file for a license in good standing (also used by the admin API's preview).
 pub fn offline_file_of(
     state: &AppState,
     environment: &str,
-    license: &keyward_store::License,
-    status: keyward_core::LicenseStatus,
+    license: &LicenseSummary,
+    key: &str,
     fingerprint: Option<&str>,
     now: DateTime<Utc>,
 ) -> Result<OfflineFile, ApiError> {
@@ -497,11 +484,11 @@ pub fn offline_file_of(
     let lifetime = state.settings(environment).offline_file_lifetime_secs;
     let claims = OfflineClaims {
         license_id: license.id.clone(),
-        key: license.key.clone(),
-        product_id: license.product_id.clone(),
-        customer_email: license.customer.as_ref().map(|c| c.email.clone()),
-        status: status.as_str().to_owned(),
-        feature_flags: serde_json::Value::Object(license.feature_flags.as_map().clone()),
+        key: key.to_owned(),
+        product_id: license.product.id.clone(),
+        customer_email: license.customer_email.clone(),
+        status: license.status.as_str().to_owned(),
+        feature_flags: license.feature_flags.clone(),
         license_expires_at: license.expires_at,
         fingerprint: fingerprint.map(str::to_owned),
         iat: now.timestamp(),

@@ -609,12 +609,14 @@ pub async fn license_offline_file(
         let code = verdict.code();
         return Err(ApiError::new(StatusCode::CONFLICT, code.as_str(), code.detail()));
     };
+    let summary = crate::views::license_summary(&license, status, 0, None);
+    let fingerprint = fingerprint.as_ref().map(Fingerprint::as_str);
     let file = crate::routes::license_api::offline_file_of(
         &state,
         &caller.environment,
-        &license,
-        status,
-        fingerprint.as_ref().map(Fingerprint::as_str),
+        &summary,
+        &license.key,
+        fingerprint,
         now,
     )?;
     Ok(Json(file))
