@@ -11,7 +11,12 @@ static FORMATS: LazyLock<Vec<KeyFormat>> = LazyLock::new(|| {
         KeyFormat::Uuid,
         KeyFormat::Chunked { prefix: None, groups: 4, group_length: 5, alphabet: None },
         KeyFormat::Chunked { prefix: Some("ACME".into()), groups: 2, group_length: 2, alphabet: None },
-        KeyFormat::Chunked { prefix: Some("k".into()), groups: 3, group_length: 4, alphabet: Some("abcdefgh23456789!#$%&*+=".into()) },
+        KeyFormat::Chunked {
+            prefix: Some("k".into()),
+            groups: 3,
+            group_length: 4,
+            alphabet: Some("abcdefgh23456789!#$%&*+=".into()),
+        },
         KeyFormat::Pattern { template: "ACME-{5}-{5}.{3}".into() },
     ]
 });

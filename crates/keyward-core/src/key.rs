@@ -188,8 +188,8 @@ impl KeyFormat {
 ///    first group either one more such group, or, with three groups or more, a prefix of 1 to 16
 ///    letters and digits) and its check group matches.
 ///
-/// So a key of three or more random groups is refused after any single typo, even one that breaks
-/// its shape. Keys of other formats that happen to fall under rule 3 are refused too:
+/// So a key of three or more random groups of three or more symbols is refused after any single
+/// typo, even one that breaks its shape. Keys of other formats that happen to fall under rule 3 are refused too:
 /// [`KeyFormat::works_with_typo_check`] says whether a generator's keys are safe with it.
 pub fn key_looks_valid(key: &str) -> bool {
     if is_uuid_shaped(key) {

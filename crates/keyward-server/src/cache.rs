@@ -103,13 +103,25 @@ impl LicenseCache {
             .license_snapshot(environment, key)
             .await?
             .map(|(license, activations)| Arc::new(self.snapshot(license, activations)));
-        if self.epoch.load(Ordering::Acquire) == epoch {
-            if loaded.is_none() && self.missing.fetch_add(1, Ordering::Relaxed) >= MAX_MISSING {
-                self.forget_missing();
-            }
-            entries.insert(key.into(), loaded.clone());
+        if loaded.is_none() && self.missing.fetch_add(1, Ordering::Relaxed) >= MAX_MISSING {
+            self.forget_missing();
         }
+        self.remember(entries, key.into(), loaded.clone(), epoch);
         Ok(loaded)
+    }
+
+    /// Caches what was read since `epoch`, unless an invalidation came in between. The epoch is
+    /// checked under the shard's lock and `invalidate` bumps it before removing, so a snapshot
+    /// read before a change can never be seen by a request that starts after the change.
+    fn remember(&self, entries: &Entries, key: Box<str>, loaded: Option<Arc<Snapshot>>, epoch: u64) -> bool {
+        match entries.entry(key) {
+            dashmap::Entry::Occupied(_) => true,
+            dashmap::Entry::Vacant(vacant) if self.epoch.load(Ordering::Acquire) == epoch => {
+                vacant.insert(loaded);
+                true
+            }
+            dashmap::Entry::Vacant(_) => false,
+        }
     }
 
     fn snapshot(&self, license: License, activations: Vec<Activation>) -> Snapshot {

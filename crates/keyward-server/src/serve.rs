@@ -134,7 +134,7 @@ async fn follow_other_nodes(state: AppState, changes: Option<LicenseChanges>) {
     let Some(mut changes) = changes else { return };
     while let Some(change) = changes.recv().await {
         match change {
-            CacheInvalidation::License { environment, key } => { let _ = (environment, key); }
+            CacheInvalidation::License { environment, key } => state.licenses.invalidate(&environment, &key),
             CacheInvalidation::NewLicenses { .. } => state.licenses.forget_unknown(),
             CacheInvalidation::Everything => state.licenses.clear(),
         }

@@ -25,6 +25,7 @@ use std::time::Duration;
 
 on_both_backends!(
     every_license_answer_is_signed_for_exactly_its_request,
+    a_nonce_cannot_carry_a_line_into_the_signed_message,
     the_sdk_refuses_forged_altered_and_replayed_answers,
     offline_files_carry_the_license_and_bind_the_device,
     rotation_keeps_old_answers_and_files_verifiable,
@@ -256,7 +257,58 @@ async fn signature_matrix(server: &TestServer, admin: &Client, environment: &str
     let no_key = post_json(&app, "/deactivate", &json!({"fingerprint": "dev-1", "nonce": "n-422-nokey"})).await;
     assert_eq!(no_key.status, 422, "{:?}", no_key.body);
     assert_signed_for(&ring, "POST", &deactivate_path, "", &no_key);
+
+    // A rate-limited request is refused with a signed 429 (one validation a minute per key).
+    let limited = admin.request(Method::PATCH, "/settings", Some(&json!({"validate_rate_per_key": 1}))).await;
+    assert_eq!(limited.unwrap().status, 200);
+    let body = serde_json::to_vec(&json!({"key": key, "nonce": "n-429"})).unwrap();
+    let response = validate_until_refused(&app, body).await;
+    assert!(response.header("retry-after").is_some_and(|s| s.parse::<u64>().is_ok_and(|s| s >= 1)));
+    let limited = RawAnswer { status: 429, signature: response.header(HEADER).map(str::to_owned), body: response.raw };
+    assert_signed_for(&ring, "POST", &validate_path, "n-429", &limited);
     (kid, ring)
+}
+
+/// The signed text is `<METHOD> <path>\n<status>\n<nonce>\n<body>`: were a nonce `N\nX` signed,
+/// the same signature would also vouch for nonce `N` with the body `X\n<body>`. A man in the middle
+/// who sees an app's nonce `N` could then prepend what he likes to the real answer, which a client
+/// reading only the first JSON value of a body (Go's `json.Decoder`, for one) would believe.
+async fn a_nonce_cannot_carry_a_line_into_the_signed_message(server: TestServer) {
+    let admin = server.admin().await;
+    let fx = Fixture::new(&admin).await;
+    let license = fx.license(&admin, false).await;
+    let key = text(&license, "key");
+    let app = Client::new(&server.base_url);
+    let (_, ring) = public_keys(&server.base_url, "production").await;
+    let smuggled =
+        r#"{"valid":true,"code":"VALID","detail":"","license":null,"nonce":"app-nonce","ts":"2030-01-01T00:00:00Z"}"#;
+    for nonce in [format!("app-nonce\n{smuggled}"), "app-nonce\r".to_owned(), "a\u{0}b".to_owned(), "\t".to_owned()] {
+        for endpoint in ["/validate", "/activate", "/deactivate", "/offline-file"] {
+            let answer = post_json(&app, endpoint, &json!({"key": key, "fingerprint": "dev-1", "nonce": nonce})).await;
+            assert_eq!(answer.status, 422, "{endpoint} {nonce:?}: {:?}", answer.body);
+            assert_eq!(answer.error_code(), "INVALID_FIELD");
+            assert_eq!(answer.json()["error"]["field"], "nonce");
+            // Refused before it is read: the refusal is signed over the empty nonce, not this one.
+            assert_signed_for(&ring, "POST", &format!("/api/v1{endpoint}"), "", &answer);
+        }
+    }
+    // Visible ASCII of any kind, spaces included, is a nonce.
+    let nonce = "n 1:/+=?&\"\\~";
+    let answer = post_json(&app, "/validate", &json!({"key": key, "nonce": nonce})).await;
+    assert_eq!((answer.status, answer.json()["nonce"].as_str()), (200, Some(nonce)));
+    assert_signed_for(&ring, "POST", "/api/v1/validate", nonce, &answer);
+}
+
+/// Validates the same key until the server says `429`; the budget is one a minute, so the second try.
+async fn validate_until_refused(app: &Client, body: Vec<u8>) -> keyward_client::ApiResponse {
+    for _ in 0..2 {
+        let response = app.raw(Method::POST, "/validate", "application/json", body.clone()).await.unwrap();
+        if response.status == 429 {
+            return response;
+        }
+        assert_eq!(response.status, 200, "{:?}", response.body);
+    }
+    panic!("a second validation within the minute was not refused");
 }
 
 // 2. The SDK refuses what a man in the middle makes of the real server's answers.

@@ -73,8 +73,10 @@ async fn parse<T: serde::de::DeserializeOwned + HasNonce>(
     let bytes = read_body(req).await.map_err(|e| answer.error(e))?;
     let parsed: T = JsonBody::parse(&bytes).map_err(|e| answer.error(e))?;
     let nonce = parsed.nonce().unwrap_or_default();
-    if nonce.len() > MAX_NONCE {
-        return Err(answer.error(ApiError::invalid("nonce", format!("must be at most {MAX_NONCE} characters"))));
+    // A line break in the nonce would let one signature vouch for another nonce and body.
+    if nonce.len() > MAX_NONCE || nonce.chars().any(char::is_control) {
+        let why = format!("must be at most {MAX_NONCE} characters without control characters");
+        return Err(answer.error(ApiError::invalid("nonce", why)));
     }
     answer.nonce = nonce.to_owned();
     if parsed.key().is_empty() {
