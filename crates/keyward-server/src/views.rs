@@ -53,6 +53,8 @@ pub struct GeneratorView {
     pub product: String,
     pub name: String,
     pub format: KeyFormat,
+    /// True when the SDK's `key_looks_valid` can check this generator's keys with no request.
+    pub typo_check: bool,
     pub activation_limit: i64,
     pub validity_days: Option<i64>,
     pub validity_basis: Option<keyward_core::activation::ValidityBasis>,
@@ -71,6 +73,7 @@ impl From<Generator> for GeneratorView {
             id: g.id,
             product: g.product_id,
             name: g.name,
+            typo_check: g.format.works_with_typo_check(),
             format: g.format,
             activation_limit: g.activation_limit.get(),
             validity_days: g.validity.map(|v| v.days),
