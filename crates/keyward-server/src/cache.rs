@@ -124,6 +124,34 @@ impl LicenseCache {
         }
     }
 
+    /// Loads every license of `environment` in pages, so that validations after start-up never
+    /// wait on the database. Entries raced by an invalidation are left to load lazily.
+    pub async fn warm(&self, store: &dyn Store, environment: &str) -> Result<usize, StoreError> {
+        self.warm_in_pages(store, environment, 5_000).await
+    }
+
+    async fn warm_in_pages(&self, store: &dyn Store, environment: &str, page_size: u32) -> Result<usize, StoreError> {
+        let Some(entries) = self.by_environment.get(environment) else { return Ok(0) };
+        let mut after: Option<String> = None;
+        let mut loaded = 0;
+        loop {
+            let epoch = self.epoch.load(Ordering::Acquire);
+            let page = store.license_snapshots(environment, after.as_deref(), page_size).await?;
+            let full = page.len() == page_size as usize;
+            let Some((last, _)) = page.last() else { return Ok(loaded) };
+            after = Some(last.key.clone());
+            for (license, activations) in page {
+                let key: Box<str> = license.key.as_str().into();
+                if self.remember(entries, key, Some(Arc::new(self.snapshot(license, activations))), epoch) {
+                    loaded += 1;
+                }
+            }
+            if !full {
+                return Ok(loaded);
+            }
+        }
+    }
+
     fn snapshot(&self, license: License, activations: Vec<Activation>) -> Snapshot {
         let product_key = (license.product_id, license.product_name);
         let product = match self.products.get(&product_key) {
@@ -197,5 +225,50 @@ impl LicenseCache {
             entries.retain(|_, entry| entry.is_some());
         }
         self.missing.store(0, Ordering::Relaxed);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use keyward_store::testing;
+
+    #[tokio::test]
+    async fn warming_loads_every_license_across_pages_and_invalidation_forgets() {
+        let (store, _dir) = testing::fresh_sqlite().await;
+        let product = testing::product("production", "Acme");
+        let generator = testing::generator(&product);
+        store.create_product(&product, &testing::audit("product.created")).await.unwrap();
+        store.create_generator(&generator, &testing::audit("generator.created")).await.unwrap();
+        let licenses: Vec<_> =
+            (0..23).map(|n| testing::license(&generator, &product, &format!("KEY-{n:03}"))).collect();
+        store.insert_licenses(&licenses, &testing::audit("license.created")).await.unwrap();
+        let cache = LicenseCache::new(&["production".to_owned(), "staging".to_owned()]);
+
+        assert_eq!(cache.warm_in_pages(&store, "production", 5).await.unwrap(), 23);
+        assert_eq!(cache.len(), 23);
+        assert_eq!(cache.warm(&store, "staging").await.unwrap(), 0);
+        let snapshot = cache.get(&store, "production", "KEY-007").await.unwrap().unwrap();
+        assert_eq!((&*snapshot.id, &*snapshot.product.name), (licenses[7].id.as_str(), "Acme"));
+        cache.invalidate("production", "KEY-007");
+        assert_eq!(cache.len(), 22);
+        // unknown keys are remembered too, and forgotten after bulk creation elsewhere
+        assert!(cache.get(&store, "production", "KEY-999").await.unwrap().is_none());
+        assert_eq!(cache.len(), 23);
+        cache.forget_unknown();
+        assert_eq!(cache.len(), 22);
+    }
+
+    #[tokio::test]
+    async fn a_load_that_raced_an_invalidation_is_not_kept() {
+        let cache = LicenseCache::new(&["production".to_owned()]);
+        let entries = cache.by_environment.get("production").unwrap();
+        let epoch = cache.epoch.load(Ordering::Acquire);
+        cache.invalidate("production", "KEY-1");
+        assert!(!cache.remember(entries, "KEY-1".into(), None, epoch), "read before the change");
+        assert!(cache.is_empty());
+        let epoch = cache.epoch.load(Ordering::Acquire);
+        assert!(cache.remember(entries, "KEY-1".into(), None, epoch));
+        assert_eq!(cache.len(), 1);
     }
 }

@@ -97,6 +97,12 @@ impl From<StoreError> for ApiError {
     fn from(err: StoreError) -> Self {
         match err {
             StoreError::NotFound => ApiError::not_found("record"),
+            StoreError::Conflict { code: "INVALID_CURSOR", message } => {
+                ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, "INVALID_FIELD", message).with_field("cursor")
+            }
+            StoreError::Conflict { code: "REFERENCE_NOT_FOUND", message } => {
+                ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, "UNKNOWN_REFERENCE", message)
+            }
             StoreError::Conflict { code, message } => ApiError::new(StatusCode::CONFLICT, code, message),
             StoreError::DuplicateKey => {
                 ApiError::new(StatusCode::CONFLICT, "KEY_TAKEN", "a license with this key exists already")

@@ -138,8 +138,11 @@ async fn run(command: Command, config: Config) -> anyhow::Result<()> {
                     println!("Created the first owner token for production (shown only once):\n{token}");
                 }
             }
-            println!("keyward is listening on http://{}", running.addr);
-            running.until_signal().await
+            let addr = running.addr;
+            // Signals are handled from here on, before anyone is told where to connect.
+            let serving = running.until_signal();
+            println!("keyward is listening on http://{addr}");
+            serving.await
         }
         Command::Migrate => {
             open_store(&config).await?;

@@ -36,27 +36,36 @@ impl Running {
         self.task.await.context("the server task failed")?
     }
 
-    /// Serves until the process receives SIGINT or SIGTERM, then stops gracefully.
-    pub async fn until_signal(self) -> anyhow::Result<()> {
-        shutdown_signal().await;
-        tracing::info!("shutting down: finishing requests and flushing validation counts");
-        self.stop().await
+    /// Serves until the process receives SIGINT or SIGTERM, then stops gracefully. The handlers
+    /// are installed by this call, so a signal that comes before the future is awaited still counts.
+    pub fn until_signal(self) -> impl std::future::Future<Output = anyhow::Result<()>> {
+        let signal = shutdown_signal();
+        async move {
+            signal.await;
+            tracing::info!("shutting down: finishing requests and flushing validation counts");
+            self.stop().await
+        }
     }
 }
 
-async fn shutdown_signal() {
-    let interrupt = tokio::signal::ctrl_c();
+/// Waits for SIGINT or SIGTERM; both handlers are installed before this returns.
+fn shutdown_signal() -> impl std::future::Future<Output = ()> {
     #[cfg(unix)]
     {
-        let mut terminate = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
-            .expect("installing a SIGTERM handler");
-        tokio::select! {
-            _ = interrupt => {}
-            _ = terminate.recv() => {}
+        use tokio::signal::unix::{signal, SignalKind};
+        let mut interrupt = signal(SignalKind::interrupt()).expect("installing a SIGINT handler");
+        let mut terminate = signal(SignalKind::terminate()).expect("installing a SIGTERM handler");
+        async move {
+            tokio::select! {
+                _ = interrupt.recv() => {}
+                _ = terminate.recv() => {}
+            }
         }
     }
     #[cfg(not(unix))]
-    let _ = interrupt.await;
+    async {
+        let _ = tokio::signal::ctrl_c().await;
+    }
 }
 
 /// Opens the configured database (creating the data directory for SQLite) and migrates it.
@@ -100,8 +109,11 @@ pub async fn start(config: &Config) -> anyhow::Result<Running> {
         let route = req.extensions().get::<MatchedPath>().map_or("unmatched", |p| p.as_str());
         tracing::info_span!("request", method = %req.method(), route)
     });
-    let background =
-        vec![tokio::spawn(follow_other_nodes(state.clone(), changes)), tokio::spawn(refresh(state.clone()))];
+    let background = vec![
+        tokio::spawn(follow_other_nodes(state.clone(), changes)),
+        tokio::spawn(refresh(state.clone())),
+        tokio::spawn(warm(state.clone())),
+    ];
     let app = routes::router(state).layer(trace);
     let app = tower::ServiceExt::map_request(app, route_environment);
 
@@ -137,6 +149,24 @@ async fn follow_other_nodes(state: AppState, changes: Option<LicenseChanges>) {
             CacheInvalidation::License { environment, key } => state.licenses.invalidate(&environment, &key),
             CacheInvalidation::NewLicenses { .. } => state.licenses.forget_unknown(),
             CacheInvalidation::Everything => state.licenses.clear(),
+        }
+    }
+}
+
+/// Loads every license into memory after start (the node serves meanwhile, reading misses).
+async fn warm(state: AppState) {
+    let started = std::time::Instant::now();
+    for environment in state.environments.iter() {
+        match state.licenses.warm(state.store.as_ref(), environment).await {
+            Ok(count) => tracing::info!(
+                environment,
+                count,
+                seconds = started.elapsed().as_secs_f64(),
+                "licenses loaded into memory"
+            ),
+            Err(err) => {
+                tracing::warn!(error = %err, environment, "could not load licenses into memory; they load on first use")
+            }
         }
     }
 }

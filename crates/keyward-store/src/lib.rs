@@ -10,8 +10,7 @@ pub mod testing;
 
 pub use records::*;
 pub use sql::{
-    CacheInvalidation, Dump, DumpData, EnvironmentRow, LicenseChanges, SettingsRow, SqlStore, DUMP_FORMAT,
-    DUMP_VERSION,
+    CacheInvalidation, Dump, DumpData, EnvironmentRow, LicenseChanges, SettingsRow, SqlStore, DUMP_FORMAT, DUMP_VERSION,
 };
 
 use async_trait::async_trait;
@@ -99,19 +98,44 @@ pub trait Store: Send + Sync + 'static {
     async fn license(&self, environment: &str, id_or_key: &str) -> Result<Option<License>>;
     /// The license and its activations, as validation needs them.
     async fn license_snapshot(&self, environment: &str, key: &str) -> Result<Option<(License, Vec<Activation>)>>;
+    /// Up to `limit` licenses with their activations, in key order after `after_key`: how a
+    /// node loads every license into memory after start.
+    async fn license_snapshots(
+        &self,
+        environment: &str,
+        after_key: Option<&str>,
+        limit: u32,
+    ) -> Result<Vec<(License, Vec<Activation>)>>;
     async fn licenses(&self, environment: &str, query: &LicenseQuery) -> Result<Page<License>>;
     /// Locks the license, runs `edit` on it, writes what it returns with an audit event, in one
     /// transaction. Concurrent changes to one license are serialised, on every node.
-    async fn change_license(&self, environment: &str, id_or_key: &str, edit: LicenseEdit, audit: &Audit) -> Result<LicenseChanged>;
+    async fn change_license(
+        &self,
+        environment: &str,
+        id_or_key: &str,
+        edit: LicenseEdit,
+        audit: &Audit,
+    ) -> Result<LicenseChanged>;
     /// Deletes the license and its activations and validation history if `check` allows.
-    async fn delete_license(&self, environment: &str, id_or_key: &str, check: LicenseDeleteCheck, audit: &Audit) -> Result<License>;
+    async fn delete_license(
+        &self,
+        environment: &str,
+        id_or_key: &str,
+        check: LicenseDeleteCheck,
+        audit: &Audit,
+    ) -> Result<License>;
     async fn activations(&self, environment: &str, license_id: &str) -> Result<Vec<Activation>>;
     /// The license an activation belongs to, by activation id.
     async fn activation(&self, environment: &str, activation_id: &str) -> Result<Option<Activation>>;
 
     // Validation history, written behind the answers in batches.
     async fn record_validations(&self, batch: &[ValidationRecord]) -> Result<()>;
-    async fn validations(&self, environment: &str, license_id: &str, query: &ListQuery) -> Result<Page<ValidationRecord>>;
+    async fn validations(
+        &self,
+        environment: &str,
+        license_id: &str,
+        query: &ListQuery,
+    ) -> Result<Page<ValidationRecord>>;
 
     // Audit log, append-only.
     async fn audit_events(&self, environment: &str, query: &AuditQuery) -> Result<Page<AuditEvent>>;

@@ -29,7 +29,12 @@ pub struct Settings {
 
 impl Default for Settings {
     fn default() -> Self {
-        Settings { grace_period_days: 0, offline_file_lifetime_secs: 86_400, validate_rate_per_key: 600, not_found_rate_per_ip: 120 }
+        Settings {
+            grace_period_days: 0,
+            offline_file_lifetime_secs: 86_400,
+            validate_rate_per_key: 600,
+            not_found_rate_per_ip: 120,
+        }
     }
 }
 
@@ -182,8 +187,13 @@ pub enum ActivationChange {
     None,
     Add(Activation),
     /// A repeated activation: only `last_seen_at` moves.
-    Touch { id: String, at: DateTime<Utc> },
-    Remove { id: String },
+    Touch {
+        id: String,
+        at: DateTime<Utc>,
+    },
+    Remove {
+        id: String,
+    },
     /// Revocation frees every slot at once.
     RemoveAll,
 }

@@ -1050,6 +1050,8 @@ async fn opening_refuses_what_it_cannot_use() {
     assert_eq!(store.backend(), Backend::Sqlite);
     let again = SqlStore::open(&url).await.unwrap();
     assert_eq!(again.environments().await.unwrap().len(), 2);
+    catalog(&again, PROD).await;
+    assert!(dir.path().join("nested/keyward.db-wal").exists(), "SQLite runs in WAL mode");
     assert!(store.license_changes().await.unwrap().is_none(), "SQLite has no other nodes to hear");
 
     let memory = SqlStore::open("sqlite::memory:").await.unwrap();

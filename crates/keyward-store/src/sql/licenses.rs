@@ -277,6 +277,45 @@ impl SqlStore {
         Ok(Some((license, activations)))
     }
 
+    pub(crate) async fn snapshots(
+        &self,
+        environment: &str,
+        after_key: Option<&str>,
+        limit: u32,
+    ) -> Result<Vec<(License, Vec<Activation>)>> {
+        // Keys are compared byte-wise on both backends (COLLATE "C" on PostgreSQL).
+        let after = after_key.unwrap_or("");
+        let rows = sqlx::query(&format!(
+            "SELECT {LICENSE_COLUMNS} FROM {LICENSE_FROM} WHERE l.environment = $1 AND l.key > $2 ORDER BY l.key LIMIT $3"
+        ))
+        .bind(environment)
+        .bind(after)
+        .bind(i64::from(limit))
+        .fetch_all(&self.reader)
+        .await?;
+        let mut page: Vec<(License, Vec<Activation>)> =
+            rows.iter().map(|row| Ok((rows::license(row)?, Vec::new()))).collect::<Result<_>>()?;
+        let (Some((first, _)), Some((last, _))) = (page.first(), page.last()) else { return Ok(page) };
+        let activations = sqlx::query(&format!(
+            "SELECT {} FROM activations a JOIN licenses l ON l.id = a.license_id              WHERE l.environment = $1 AND l.key >= $2 AND l.key <= $3 ORDER BY a.created_at, a.id",
+            rows::activation_columns("a.", "a_")
+        ))
+        .bind(environment)
+        .bind(first.key.as_str())
+        .bind(last.key.as_str())
+        .fetch_all(&self.reader)
+        .await?;
+        let index: std::collections::HashMap<String, usize> =
+            page.iter().enumerate().map(|(i, (license, _))| (license.id.clone(), i)).collect();
+        for row in &activations {
+            let activation = rows::activation(row, "a_")?;
+            if let Some(&i) = index.get(&activation.license_id) {
+                page[i].1.push(activation);
+            }
+        }
+        Ok(page)
+    }
+
     pub(crate) async fn list_licenses(&self, environment: &str, query: &LicenseQuery) -> Result<Page<License>> {
         let mut filter = Sql::new("WHERE l.environment = ");
         filter.bind(environment);

@@ -277,6 +277,15 @@ impl Store for SqlStore {
         self.snapshot(environment, key).await
     }
 
+    async fn license_snapshots(
+        &self,
+        environment: &str,
+        after_key: Option<&str>,
+        limit: u32,
+    ) -> Result<Vec<(License, Vec<Activation>)>> {
+        self.snapshots(environment, after_key, limit).await
+    }
+
     async fn licenses(&self, environment: &str, query: &LicenseQuery) -> Result<Page<License>> {
         self.list_licenses(environment, query).await
     }
