@@ -2,7 +2,6 @@
 //! rotated on request; the current key signs, retired keys still verify.
 
 use anyhow::Context;
-use base64::Engine;
 use chrono::Utc;
 use keyward_core::seal;
 use keyward_core::signature::Signer;
@@ -36,25 +35,46 @@ pub struct SigningKeys {
 
 /// Reads the master key, creating it (owner-only permissions) when the file does not exist.
 pub fn load_or_create_master_key(path: &Path) -> anyhow::Result<[u8; 32]> {
-    match std::fs::read_to_string(path) {
-        Ok(text) => {
-            let bytes = hex::decode(text.trim()).context("the master key file must hold 64 hex characters")?;
-            bytes
-                .try_into()
-                .map_err(|_| anyhow::anyhow!("the master key file must hold exactly 32 bytes (64 hex characters)"))
-        }
-        Err(err) if err.kind() == std::io::ErrorKind::NotFound => {
+    match read_master_key(path) {
+        Err(err) if err.downcast_ref::<std::io::Error>().is_some_and(|e| e.kind() == std::io::ErrorKind::NotFound) => {
             let mut key = [0u8; 32];
             rand::RngCore::fill_bytes(&mut rand::rngs::OsRng, &mut key);
             if let Some(dir) = path.parent() {
                 std::fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
             }
-            write_owner_only(path, hex::encode(key).as_bytes())
-                .with_context(|| format!("cannot write the master key to {}", path.display()))?;
-            tracing::info!(path = %path.display(), "created a new master key; back it up with the database");
-            Ok(key)
+            if publish_owner_only(path, hex::encode(key).as_bytes())
+                .with_context(|| format!("cannot write the master key to {}", path.display()))?
+            {
+                tracing::info!(path = %path.display(), "created a new master key; back it up with the database");
+                Ok(key)
+            } else {
+                // Another process created it first: everyone uses that one.
+                read_master_key(path)
+            }
         }
-        Err(err) => Err(err).with_context(|| format!("cannot read the master key file {}", path.display())),
+        other => other,
+    }
+}
+
+fn read_master_key(path: &Path) -> anyhow::Result<[u8; 32]> {
+    let text = std::fs::read_to_string(path).map_err(anyhow::Error::from)?;
+    let bytes = hex::decode(text.trim())
+        .with_context(|| format!("the master key file {} must hold 64 hex characters", path.display()))?;
+    bytes.try_into().map_err(|_| anyhow::anyhow!("the master key file must hold exactly 32 bytes (64 hex characters)"))
+}
+
+/// Writes a complete file beside `path`, then links it into place only if `path` does not exist
+/// yet, so no reader ever sees half a key and two creators cannot overwrite each other.
+/// Returns false when another process created `path` first.
+fn publish_owner_only(path: &Path, contents: &[u8]) -> std::io::Result<bool> {
+    let temporary = path.with_extension(format!("{:016x}.tmp", rand::random::<u64>()));
+    write_owner_only(&temporary, contents)?;
+    let linked = std::fs::hard_link(&temporary, path);
+    std::fs::remove_file(&temporary)?;
+    match linked {
+        Ok(()) => Ok(true),
+        Err(err) if err.kind() == std::io::ErrorKind::AlreadyExists => Ok(false),
+        Err(err) => Err(err),
     }
 }
 
@@ -62,7 +82,7 @@ pub fn load_or_create_master_key(path: &Path) -> anyhow::Result<[u8; 32]> {
 fn write_owner_only(path: &Path, contents: &[u8]) -> std::io::Result<()> {
     use std::io::Write;
     use std::os::unix::fs::OpenOptionsExt;
-    let mut file = std::fs::OpenOptions::new().write(true).create_new(true).mode(0o600).open(path)?;
+    let mut file = std::fs::OpenOptions::new().write(true).create(true).truncate(true).mode(0o600).open(path)?;
     file.write_all(contents)?;
     file.sync_all()
 }
@@ -152,7 +172,26 @@ impl SigningKeys {
     }
 }
 
-/// Base64 of raw bytes, as public keys are shown.
-pub fn b64(bytes: &[u8]) -> String {
-    base64::engine::general_purpose::STANDARD.encode(bytes)
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn concurrent_creators_agree_on_one_master_key() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("data").join("master.key");
+        let keys: Vec<[u8; 32]> = std::thread::scope(|scope| {
+            let handles: Vec<_> = (0..8).map(|_| scope.spawn(|| load_or_create_master_key(&path).unwrap())).collect();
+            handles.into_iter().map(|h| h.join().unwrap()).collect()
+        });
+        assert!(keys.windows(2).all(|pair| pair[0] == pair[1]), "every process uses the same key");
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::PermissionsExt;
+            assert_eq!(std::fs::metadata(&path).unwrap().permissions().mode() & 0o777, 0o600);
+        }
+        assert_eq!(std::fs::read_dir(path.parent().unwrap()).unwrap().count(), 1, "no temporary file is left");
+        std::fs::write(&path, "not hex").unwrap();
+        assert!(load_or_create_master_key(&path).is_err());
+    }
 }
