@@ -2,7 +2,7 @@
 
 use serde::Deserialize;
 use std::fmt;
-use std::net::SocketAddr;
+use std::net::{IpAddr, SocketAddr};
 use std::path::{Path, PathBuf};
 
 #[derive(Clone, PartialEq)]
@@ -16,6 +16,8 @@ pub struct Config {
     pub log_format: LogFormat,
     /// On an empty installation, this value becomes the first owner token instead of a random one.
     pub bootstrap_token: Option<String>,
+    /// Load balancers whose `X-Forwarded-For` names the client (for rate limits and audit).
+    pub trusted_proxies: Vec<IpAddr>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
@@ -34,6 +36,7 @@ impl Default for Config {
             master_key_file: None,
             log_format: LogFormat::Text,
             bootstrap_token: None,
+            trusted_proxies: Vec::new(),
         }
     }
 }
@@ -48,6 +51,7 @@ impl fmt::Debug for Config {
             .field("master_key_file", &self.master_key_file)
             .field("log_format", &self.log_format)
             .field("bootstrap_token", &self.bootstrap_token.as_ref().map(|_| "<set>"))
+            .field("trusted_proxies", &self.trusted_proxies)
             .finish()
     }
 }
@@ -61,15 +65,17 @@ struct FileConfig {
     database_url: Option<String>,
     master_key_file: Option<PathBuf>,
     log_format: Option<LogFormat>,
+    trusted_proxies: Option<Vec<IpAddr>>,
 }
 
-const VARIABLES: [&str; 6] = [
+const VARIABLES: [&str; 7] = [
     "KEYWARD_LISTEN",
     "KEYWARD_DATA_DIR",
     "KEYWARD_DATABASE_URL",
     "KEYWARD_MASTER_KEY_FILE",
     "KEYWARD_LOG_FORMAT",
     "KEYWARD_BOOTSTRAP_TOKEN",
+    "KEYWARD_TRUSTED_PROXIES",
 ];
 
 impl Config {
@@ -90,6 +96,7 @@ impl Config {
             config.database_url = parsed.database_url.or(config.database_url);
             config.master_key_file = parsed.master_key_file.or(config.master_key_file);
             config.log_format = parsed.log_format.unwrap_or(config.log_format);
+            config.trusted_proxies = parsed.trusted_proxies.unwrap_or(config.trusted_proxies);
         }
         let mut warnings = Vec::new();
         for (name, value) in vars {
@@ -113,6 +120,17 @@ impl Config {
                     }
                 }
                 "KEYWARD_BOOTSTRAP_TOKEN" => config.bootstrap_token = Some(value),
+                "KEYWARD_TRUSTED_PROXIES" => {
+                    config.trusted_proxies = value
+                        .split(',')
+                        .map(str::trim)
+                        .filter(|ip| !ip.is_empty())
+                        .map(|ip| {
+                            ip.parse()
+                                .map_err(|_| anyhow::anyhow!("KEYWARD_TRUSTED_PROXIES: `{ip}` is not an IP address"))
+                        })
+                        .collect::<anyhow::Result<_>>()?
+                }
                 // Test and tooling variables share the prefix; they are not configuration.
                 other if other.starts_with("KEYWARD_TEST_") || other == "KEYWARD_REQUIRE_POSTGRES" => {}
                 other => warnings.push(format!("unknown variable {other} (known: {})", VARIABLES.join(", "))),
@@ -165,6 +183,9 @@ mod tests {
         assert_eq!(config.database_url(), "sqlite:///srv/kw/keyward.db");
         assert_eq!(warnings.len(), 1);
         assert!(Config::load(None, vars(&[("KEYWARD_LOG_FORMAT", "xml")])).is_err());
+        let (config, _) = Config::load(None, vars(&[("KEYWARD_TRUSTED_PROXIES", "10.0.0.1, ::1")])).unwrap();
+        assert_eq!(config.trusted_proxies.len(), 2);
+        assert!(Config::load(None, vars(&[("KEYWARD_TRUSTED_PROXIES", "10.0.0.0/8")])).is_err());
     }
 
     #[test]

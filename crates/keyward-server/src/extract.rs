@@ -128,12 +128,25 @@ pub fn route_environment(mut req: Request) -> Request {
 #[derive(Debug, Clone)]
 pub struct ClientIp(pub Option<IpAddr>);
 
-impl<S: Send + Sync> FromRequestParts<S> for ClientIp {
+impl FromRequestParts<AppState> for ClientIp {
     type Rejection = std::convert::Infallible;
 
-    async fn from_request_parts(parts: &mut Parts, _state: &S) -> Result<Self, Self::Rejection> {
-        Ok(ClientIp(parts.extensions.get::<ConnectInfo<SocketAddr>>().map(|info| info.0.ip())))
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, Self::Rejection> {
+        let peer = parts.extensions.get::<ConnectInfo<SocketAddr>>().map(|info| info.0.ip());
+        Ok(ClientIp(peer.map(|peer| client_ip(peer, &parts.headers, &state.trusted_proxies))))
     }
+}
+
+/// The client behind trusted load balancers: the right-most `X-Forwarded-For` address that is
+/// not itself a trusted proxy. Anything else in the header could be written by the client.
+pub fn client_ip(peer: IpAddr, headers: &axum::http::HeaderMap, trusted: &[IpAddr]) -> IpAddr {
+    if !trusted.contains(&peer) {
+        return peer;
+    }
+    let forwarded =
+        headers.get_all("x-forwarded-for").iter().filter_map(|v| v.to_str().ok()).flat_map(|v| v.split(','));
+    let hops: Vec<IpAddr> = forwarded.filter_map(|hop| hop.trim().parse().ok()).collect();
+    hops.into_iter().rev().find(|hop| !trusted.contains(hop)).unwrap_or(peer)
 }
 
 /// An admin API caller, authenticated by its bearer token and bound to the request's environment.
@@ -206,5 +219,28 @@ impl FromRequestParts<AppState> for Caller {
             environment,
             ip: ip.map(|ip| ip.to_string()),
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn forwarded_addresses_count_only_behind_trusted_proxies() {
+        let lb: IpAddr = "10.0.0.1".parse().unwrap();
+        let client: IpAddr = "203.0.113.7".parse().unwrap();
+        let mut headers = axum::http::HeaderMap::new();
+        headers.insert("x-forwarded-for", "198.51.100.1, 203.0.113.7".parse().unwrap());
+        assert_eq!(client_ip(lb, &headers, &[]), lb, "an untrusted peer is the client");
+        assert_eq!(client_ip(lb, &headers, &[lb]), client, "the right-most hop the balancer saw");
+        headers.insert("x-forwarded-for", "198.51.100.1, 10.0.0.1".parse().unwrap());
+        assert_eq!(
+            client_ip(lb, &headers, &[lb]),
+            "198.51.100.1".parse::<IpAddr>().unwrap(),
+            "trusted hops are skipped"
+        );
+        headers.insert("x-forwarded-for", "garbage".parse().unwrap());
+        assert_eq!(client_ip(lb, &headers, &[lb]), lb);
     }
 }

@@ -102,6 +102,7 @@ pub async fn start(config: &Config) -> anyhow::Result<Running> {
         tokens: Default::default(),
         keys: Arc::new(keys),
         limits: Default::default(),
+        trusted_proxies: Arc::new(config.trusted_proxies.clone()),
         recorder,
     };
     // Spans name the route template, never the raw path: `/licenses/{id}` may carry a key.

@@ -18,6 +18,7 @@ pub struct AppState {
     pub keys: Arc<SigningKeys>,
     pub licenses: Arc<LicenseCache>,
     pub limits: Arc<RateLimits>,
+    pub trusted_proxies: Arc<Vec<std::net::IpAddr>>,
     pub recorder: Recorder,
 }
 
