@@ -54,7 +54,12 @@ impl Validity {
 
     /// The expiry that `event` (creation, assignment or first activation) at `at` sets, if it is
     /// this validity's basis and no expiry is set yet.
-    pub fn expiry_on(self, event: ValidityBasis, at: DateTime<Utc>, current: Option<DateTime<Utc>>) -> Option<DateTime<Utc>> {
+    pub fn expiry_on(
+        self,
+        event: ValidityBasis,
+        at: DateTime<Utc>,
+        current: Option<DateTime<Utc>>,
+    ) -> Option<DateTime<Utc>> {
         match current {
             Some(expiry) => Some(expiry),
             None if event == self.basis => Some(at + Duration::days(self.days)),
@@ -180,7 +185,15 @@ mod tests {
             decide_activation(LicenseStatus::Suspended, limit(5), &one, ActivationKind::Device, "a", true),
             Err(Refusal::State(ValidationCode::LicenseSuspended))
         );
-        assert!(decide_activation(LicenseStatus::Active, ActivationLimit::UNLIMITED, &one, ActivationKind::Device, "b", true).is_ok());
+        assert!(decide_activation(
+            LicenseStatus::Active,
+            ActivationLimit::UNLIMITED,
+            &one,
+            ActivationKind::Device,
+            "b",
+            true
+        )
+        .is_ok());
     }
 
     #[test]

@@ -29,12 +29,8 @@ impl LicenseStatus {
     ];
 
     /// The states that time can move to `expired`.
-    pub const EXPIRABLE: [LicenseStatus; 4] = [
-        LicenseStatus::Assigned,
-        LicenseStatus::Active,
-        LicenseStatus::Inactive,
-        LicenseStatus::Suspended,
-    ];
+    pub const EXPIRABLE: [LicenseStatus; 4] =
+        [LicenseStatus::Assigned, LicenseStatus::Active, LicenseStatus::Inactive, LicenseStatus::Suspended];
 
     pub fn as_str(self) -> &'static str {
         match self {
@@ -67,10 +63,7 @@ impl fmt::Display for LicenseStatus {
 impl FromStr for LicenseStatus {
     type Err = String;
     fn from_str(s: &str) -> Result<Self, Self::Err> {
-        Self::ALL
-            .into_iter()
-            .find(|status| status.as_str() == s)
-            .ok_or_else(|| format!("unknown license status `{s}`"))
+        Self::ALL.into_iter().find(|status| status.as_str() == s).ok_or_else(|| format!("unknown license status `{s}`"))
     }
 }
 
@@ -128,10 +121,7 @@ impl Action {
 impl FromStr for Action {
     type Err = String;
     fn from_str(s: &str) -> Result<Self, Self::Err> {
-        Self::ALL
-            .into_iter()
-            .find(|action| action.as_str() == s)
-            .ok_or_else(|| format!("unknown action `{s}`"))
+        Self::ALL.into_iter().find(|action| action.as_str() == s).ok_or_else(|| format!("unknown action `{s}`"))
     }
 }
 

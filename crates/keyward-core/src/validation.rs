@@ -177,7 +177,9 @@ pub fn decide(
         };
     }
     if let Some(domain) = request.domain {
-        if let Some(index) = activations.iter().position(|a| a.kind == ActivationKind::Domain && a.fingerprint == domain) {
+        if let Some(index) =
+            activations.iter().position(|a| a.kind == ActivationKind::Domain && a.fingerprint == domain)
+        {
             return answer(ValidationCode::Valid, Some(index));
         }
         return if license.activation_limit.has_room_for_another(activations.len()) {
@@ -194,7 +196,12 @@ mod tests {
     use super::*;
 
     fn facts(status: LicenseStatus, limit: i64) -> LicenseFacts<'static> {
-        LicenseFacts { status, expires_at: None, product_id: "prod_a", activation_limit: ActivationLimit::parse(limit).unwrap() }
+        LicenseFacts {
+            status,
+            expires_at: None,
+            product_id: "prod_a",
+            activation_limit: ActivationLimit::parse(limit).unwrap(),
+        }
     }
 
     #[test]
@@ -222,12 +229,24 @@ mod tests {
         let ask = |fingerprint, domain, product| ValidationRequest { fingerprint, domain, product };
         let grace = Duration::zero();
         assert_eq!(decide(&license, &device, &ask(Some("fp1"), None, None), grace, now).code(), ValidationCode::Valid);
-        assert_eq!(decide(&license, &device, &ask(Some("fp2"), None, None), grace, now).code(), ValidationCode::NotActivated);
-        assert_eq!(decide(&license, &device, &ask(None, None, Some("prod_b")), grace, now).code(), ValidationCode::ProductMismatch);
-        assert!(matches!(decide(&license, &device, &ask(None, Some("a.com"), None), grace, now), Verdict::ActivateDomain { .. }));
+        assert_eq!(
+            decide(&license, &device, &ask(Some("fp2"), None, None), grace, now).code(),
+            ValidationCode::NotActivated
+        );
+        assert_eq!(
+            decide(&license, &device, &ask(None, None, Some("prod_b")), grace, now).code(),
+            ValidationCode::ProductMismatch
+        );
+        assert!(matches!(
+            decide(&license, &device, &ask(None, Some("a.com"), None), grace, now),
+            Verdict::ActivateDomain { .. }
+        ));
         let full = [device[0], ActivationRef { kind: ActivationKind::Domain, fingerprint: "a.com" }];
         assert_eq!(decide(&license, &full, &ask(None, Some("a.com"), None), grace, now).code(), ValidationCode::Valid);
-        assert_eq!(decide(&license, &full, &ask(None, Some("b.com"), None), grace, now).code(), ValidationCode::DomainLimitReached);
+        assert_eq!(
+            decide(&license, &full, &ask(None, Some("b.com"), None), grace, now).code(),
+            ValidationCode::DomainLimitReached
+        );
     }
 
     #[test]
@@ -236,7 +255,15 @@ mod tests {
         let mut license = facts(LicenseStatus::Active, 1);
         license.expires_at = Some(now - Duration::hours(1));
         let verdict = decide(&license, &[], &ValidationRequest::default(), Duration::days(1), now);
-        assert_eq!(verdict, Verdict::Answer { code: ValidationCode::Valid, status: LicenseStatus::Active, in_grace: true, activation: None });
+        assert_eq!(
+            verdict,
+            Verdict::Answer {
+                code: ValidationCode::Valid,
+                status: LicenseStatus::Active,
+                in_grace: true,
+                activation: None
+            }
+        );
         let verdict = decide(&license, &[], &ValidationRequest::default(), Duration::zero(), now);
         assert_eq!(verdict.code(), ValidationCode::LicenseExpired);
     }

@@ -162,7 +162,11 @@ impl Email {
         let well_formed = s.len() <= 254
             && !s.chars().any(|c| c.is_whitespace() || c.is_control())
             && s.split_once('@').is_some_and(|(local, domain)| {
-                !local.is_empty() && !domain.contains('@') && domain.contains('.') && !domain.starts_with('.') && !domain.ends_with('.')
+                !local.is_empty()
+                    && !domain.contains('@')
+                    && domain.contains('.')
+                    && !domain.starts_with('.')
+                    && !domain.ends_with('.')
             });
         if well_formed {
             Ok(Email(s))

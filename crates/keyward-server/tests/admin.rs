@@ -158,9 +158,15 @@ async fn lists_search_filter_sort_and_page(server: TestServer) {
             assert_eq!((seen.len(), unique.len()), (12, 12), "sort {sort} {order}");
         }
     }
-    for (name, value) in
-        [("sort", "colour"), ("order", "up"), ("limit", "0"), ("limit", "501"), ("status", "sleeping"), ("limit", "x"), ("cursor", "not-a-cursor")]
-    {
+    for (name, value) in [
+        ("sort", "colour"),
+        ("order", "up"),
+        ("limit", "0"),
+        ("limit", "501"),
+        ("status", "sleeping"),
+        ("limit", "x"),
+        ("cursor", "not-a-cursor"),
+    ] {
         let response = admin.request(Method::GET, &format!("/licenses?{name}={value}"), None).await.unwrap();
         assert_eq!(response.status, 422, "{name}={value}: {:?}", response.body);
     }

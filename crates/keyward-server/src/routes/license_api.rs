@@ -100,6 +100,25 @@ macro_rules! has_nonce {
 }
 has_nonce!(ValidateRequest, ActivateRequest, DeactivateRequest, OfflineFileRequest);
 
+/// Reads the request, runs `handle` on it, and signs whatever comes out, errors included.
+async fn answer<T, B, F, Fut>(state: &AppState, environment: &str, path: &str, req: Request, handle: F) -> Response
+where
+    T: serde::de::DeserializeOwned + HasNonce,
+    B: Serialize,
+    F: FnOnce(T) -> Fut,
+    Fut: std::future::Future<Output = Result<(StatusCode, B), ApiError>>,
+{
+    let mut answer = Answer { state, environment, path, nonce: String::new() };
+    let request = match parse(req, &mut answer).await {
+        Ok(request) => request,
+        Err(response) => return response,
+    };
+    match handle(request).await {
+        Ok((status, body)) => answer.json(status, &body),
+        Err(err) => answer.error(err),
+    }
+}
+
 fn field<T>(name: &str, parsed: Result<T, keyward_core::values::InvalidValue>) -> Result<T, ApiError> {
     parsed.map_err(|e| ApiError::invalid(name, e))
 }
@@ -135,15 +154,11 @@ pub async fn validate(
     Extension(OriginalPath(path)): Extension<OriginalPath>,
     req: Request,
 ) -> Response {
-    let mut answer = Answer { state: &state, environment: &environment, path: &path, nonce: String::new() };
-    let request: ValidateRequest = match parse(req, &mut answer).await {
-        Ok(request) => request,
-        Err(response) => return response,
-    };
-    match validate_key(&state, &environment, ip, &request).await {
-        Ok((status, body)) => answer.json(status, &body),
-        Err(err) => answer.error(err),
-    }
+    let (state, environment) = (&state, environment.as_str());
+    answer(state, environment, &path, req, |request: ValidateRequest| async move {
+        validate_key(state, environment, ip, &request).await
+    })
+    .await
 }
 
 async fn validate_key(
@@ -315,15 +330,11 @@ pub async fn activate(
     Extension(OriginalPath(path)): Extension<OriginalPath>,
     req: Request,
 ) -> Response {
-    let mut answer = Answer { state: &state, environment: &environment, path: &path, nonce: String::new() };
-    let request: ActivateRequest = match parse(req, &mut answer).await {
-        Ok(request) => request,
-        Err(response) => return response,
-    };
-    match activate_device(&state, &environment, ip, &request).await {
-        Ok((status, body)) => answer.json(status, &body),
-        Err(err) => answer.error(err),
-    }
+    let (state, environment) = (&state, environment.as_str());
+    answer(state, environment, &path, req, |request: ActivateRequest| async move {
+        activate_device(state, environment, ip, &request).await
+    })
+    .await
 }
 
 async fn activate_device(
@@ -377,15 +388,11 @@ pub async fn deactivate(
     Extension(OriginalPath(path)): Extension<OriginalPath>,
     req: Request,
 ) -> Response {
-    let mut answer = Answer { state: &state, environment: &environment, path: &path, nonce: String::new() };
-    let request: DeactivateRequest = match parse(req, &mut answer).await {
-        Ok(request) => request,
-        Err(response) => return response,
-    };
-    match deactivate_device(&state, &environment, ip, &request).await {
-        Ok(body) => answer.json(StatusCode::OK, &body),
-        Err(err) => answer.error(err),
-    }
+    let (state, environment) = (&state, environment.as_str());
+    answer(state, environment, &path, req, |request: DeactivateRequest| async move {
+        deactivate_device(state, environment, ip, &request).await.map(|body| (StatusCode::OK, body))
+    })
+    .await
 }
 
 async fn deactivate_device(
@@ -439,15 +446,11 @@ pub async fn offline_file(
     Extension(OriginalPath(path)): Extension<OriginalPath>,
     req: Request,
 ) -> Response {
-    let mut answer = Answer { state: &state, environment: &environment, path: &path, nonce: String::new() };
-    let request: OfflineFileRequest = match parse(req, &mut answer).await {
-        Ok(request) => request,
-        Err(response) => return response,
-    };
-    match offline_file_for(&state, &environment, ip, &request).await {
-        Ok(file) => answer.json(StatusCode::OK, &file),
-        Err(err) => answer.error(err),
-    }
+    let (state, environment) = (&state, environment.as_str());
+    answer(state, environment, &path, req, |request: OfflineFileRequest| async move {
+        offline_file_for(state, environment, ip, &request).await.map(|file| (StatusCode::OK, file))
+    })
+    .await
 }
 
 async fn offline_file_for(
