@@ -171,6 +171,14 @@ pub fn write(dir: &Path) -> anyhow::Result<()> {
         run.fact("duration"),
     )?;
     writeln!(md)?;
+    writeln!(
+        md,
+        "Load average (1, 5, 15 min) before the run: {}; after: {} (the benchmark itself keeps both cores busy; \
+         other work on the machine comes on top, which is why numbers are read as ratios within one run).",
+        run.fact("load_before"),
+        run.fact("load_after")
+    )?;
+    writeln!(md)?;
     if let Some(note) = run.facts.get("pg") {
         if note != "yes" {
             writeln!(md, "PostgreSQL modes: {note}")?;
@@ -181,9 +189,17 @@ pub fn write(dir: &Path) -> anyhow::Result<()> {
     activate_table(&run, &mut md)?;
     scale_table(&run, &mut md)?;
     search_table(&run, &mut md)?;
-    if let Ok(profile) = std::fs::read_to_string(dir.join("profile.md")) {
-        md.push_str(&profile);
+    let checks: Vec<String> =
+        run.facts.iter().filter_map(|(k, v)| Some(format!("{} {v}", k.strip_prefix("write_check.")?))).collect();
+    if !checks.is_empty() {
+        writeln!(md, "Write check after the load (one activation per node, 201 expected): {}.", checks.join(", "))?;
         writeln!(md)?;
+    }
+    for extra in ["logs.md", "profile.md"] {
+        if let Ok(text) = std::fs::read_to_string(dir.join(extra)) {
+            md.push_str(&text);
+            writeln!(md)?;
+        }
     }
     std::fs::write(dir.join("results.md"), &md)?;
     print!("{md}");
@@ -194,6 +210,12 @@ pub fn write(dir: &Path) -> anyhow::Result<()> {
         .filter(|(_, _, runs)| runs.errors() > 0)
         .map(|(workload, target, runs)| format!("{workload} on {target}: {} errors", runs.errors()))
         .collect();
+    let refused_writes = run
+        .facts
+        .iter()
+        .filter(|(k, v)| k.starts_with("write_check.") && v.as_str() != "201")
+        .map(|(k, v)| format!("{k}: {v}"));
+    let errors: Vec<String> = errors.into_iter().chain(refused_writes).collect();
     anyhow::ensure!(errors.is_empty(), "requests failed during the run: {}", errors.join("; "));
     Ok(())
 }

@@ -132,6 +132,8 @@ impl Config {
                         .collect::<anyhow::Result<_>>()?
                 }
                 // Test and tooling variables share the prefix; they are not configuration.
+                // The log filter is read by the logger itself; test variables are not configuration.
+                "KEYWARD_LOG" => {}
                 other if other.starts_with("KEYWARD_TEST_") || other == "KEYWARD_REQUIRE_POSTGRES" => {}
                 other => warnings.push(format!("unknown variable {other} (known: {})", VARIABLES.join(", "))),
             }
@@ -175,8 +177,11 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let file = dir.path().join("keyward.toml");
         std::fs::write(&file, "listen = \"0.0.0.0:9000\"\ndata_dir = \"/srv/kw\"\nlog_format = \"json\"\n").unwrap();
-        let (config, warnings) =
-            Config::load(Some(&file), vars(&[("KEYWARD_LISTEN", "127.0.0.1:7000"), ("KEYWARD_NOPE", "1")])).unwrap();
+        let (config, warnings) = Config::load(
+            Some(&file),
+            vars(&[("KEYWARD_LISTEN", "127.0.0.1:7000"), ("KEYWARD_NOPE", "1"), ("KEYWARD_LOG", "debug")]),
+        )
+        .unwrap();
         assert_eq!(config.listen.port(), 7000);
         assert_eq!(config.data_dir, PathBuf::from("/srv/kw"));
         assert_eq!(config.log_format, LogFormat::Json);

@@ -406,7 +406,41 @@ async fn rate_limits_per_key_and_for_unknown_keys(server: TestServer) {
     assert_eq!(admin.request(Method::GET, "/licenses", None).await.unwrap().status, 200);
 }
 
+async fn abandoned_requests_never_break_later_writes(server: TestServer) {
+    let admin = server.admin().await;
+    let fx = Fixture::with_generator(&admin, json!({"type": "uuid"}), -1, None).await;
+    let license = fx.license(&admin, true).await;
+    let key = license["key"].as_str().unwrap().to_owned();
+    // Clients that give up after 1 to 30 ms: many leave while their activation is in a transaction.
+    let mut tasks = Vec::new();
+    for n in 0..120u64 {
+        let url = format!("{}/api/v1/activate", server.base_url);
+        let key = key.clone();
+        tasks.push(tokio::spawn(async move {
+            let impatient =
+                reqwest::Client::builder().timeout(std::time::Duration::from_millis(1 + n % 30)).build().unwrap();
+            let _ = impatient.post(url).json(&json!({"key": key, "fingerprint": format!("gone-{n}")})).send().await;
+        }));
+    }
+    for task in tasks {
+        task.await.unwrap();
+    }
+    tokio::time::sleep(std::time::Duration::from_millis(500)).await;
+    // Writes of every kind still work, and what was committed is whole.
+    let app = server.client().await;
+    for n in 0..5 {
+        let created = app.activate(activate(&key, &format!("after-{n}"))).await.unwrap();
+        assert!(created.created);
+    }
+    admin.create_product("Still writable").await.unwrap();
+    let read = admin.license(&key).await.unwrap();
+    let listed = admin.activations(read["id"].as_str().unwrap()).await.unwrap();
+    assert_eq!(read["activation_count"].as_u64().unwrap() as usize, listed["data"].as_array().unwrap().len());
+    assert!(read["activation_count"].as_u64().unwrap() >= 5);
+}
+
 on_both_backends!(
+    abandoned_requests_never_break_later_writes,
     rate_limits_per_key_and_for_unknown_keys,
     walkthrough,
     every_transition,

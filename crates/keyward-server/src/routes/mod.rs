@@ -87,7 +87,21 @@ pub fn router(state: AppState) -> Router {
         .method_not_allowed_fallback(|| async {
             ApiError::new(StatusCode::METHOD_NOT_ALLOWED, "METHOD_NOT_ALLOWED", "this route does not take that method")
         })
+        .layer(axum::middleware::from_fn(run_to_completion))
         .with_state(state)
+}
+
+/// Runs each request in a task of its own, so a client that disconnects cannot cancel a write
+/// halfway: sqlx's `begin` is not cancel-safe, and a cancelled one can leave a pooled connection
+/// (SQLite's only writer) inside a transaction nobody ends (sqlx issues 2054, 3932, 4385).
+async fn run_to_completion(req: axum::extract::Request, next: axum::middleware::Next) -> axum::response::Response {
+    match tokio::spawn(next.run(req)).await {
+        Ok(response) => response,
+        Err(err) => {
+            tracing::error!(error = %err, "a request handler panicked");
+            ApiError::internal().into_response()
+        }
+    }
 }
 
 async fn readyz(State(state): State<AppState>) -> impl IntoResponse {
