@@ -2,6 +2,7 @@
 //! flushed on graceful shutdown. A crash loses at most that window of counters, never a change.
 
 use keyward_store::{Store, ValidationRecord};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::sync::mpsc;
@@ -14,12 +15,16 @@ const QUEUE: usize = 200_000;
 #[derive(Clone)]
 pub struct Recorder {
     queue: mpsc::Sender<ValidationRecord>,
+    /// Records dropped because the queue was full, reported by the writer once per flush.
+    dropped: Arc<AtomicU64>,
 }
 
 impl Recorder {
     /// Starts the writer; it ends, after a last flush, when every `Recorder` clone is dropped.
     pub fn start(store: Arc<dyn Store>) -> (Recorder, JoinHandle<()>) {
         let (queue, mut incoming) = mpsc::channel::<ValidationRecord>(QUEUE);
+        let dropped = Arc::new(AtomicU64::new(0));
+        let dropped_seen = dropped.clone();
         let writer = tokio::spawn(async move {
             let mut batch = Vec::with_capacity(BATCH);
             loop {
@@ -40,18 +45,22 @@ impl Recorder {
                     }
                     batch.clear();
                 }
+                let lost = dropped_seen.swap(0, Ordering::Relaxed);
+                if lost > 0 {
+                    tracing::warn!(lost, "the validation queue was full; this many validations went unrecorded");
+                }
                 if closed {
                     break;
                 }
             }
         });
-        (Recorder { queue }, writer)
+        (Recorder { queue, dropped }, writer)
     }
 
     /// Queues one validation; never waits (a full queue drops the record and says so).
     pub fn record(&self, record: ValidationRecord) {
         if self.queue.try_send(record).is_err() {
-            tracing::warn!("the validation queue is full; a validation count was dropped");
+            self.dropped.fetch_add(1, Ordering::Relaxed);
         }
     }
 }
