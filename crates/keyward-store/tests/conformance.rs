@@ -865,6 +865,134 @@ async fn license_search_and_filters() {
     .await;
 }
 
+/// More licenses than a list sorts whole (5,000 a part): the lists walk their sort's index,
+/// product by product, unassigned then customer by customer, and across ties at a cursor.
+async fn many_licenses(store: &SqlStore) -> Vec<License> {
+    // Two products share a name but for case, so they sort as one; one product has no license.
+    let mut catalogs = Vec::new();
+    for name in ["Acme Studio", "ACME STUDIO", "Beta", "Zeta"] {
+        catalogs.push(catalog_named(store, name).await);
+    }
+    let mut customers = Vec::new();
+    for i in 0..40 {
+        let domain = if i % 2 == 0 { "example.com" } else { "sample.org" };
+        let email = format!("customer.number{i:02}@{domain}");
+        let customer = testing::customer(PROD, &format!("Customer {i:02}"), &email);
+        store.create_customer(&customer, &audit("customer.created")).await.unwrap();
+        customers.push(customer);
+    }
+    let base = now() - Duration::days(1);
+    let licenses: Vec<License> = (0..7_000_i64)
+        .map(|i| {
+            let (product, generator) = &catalogs[[0, 0, 0, 0, 0, 0, 1, 1, 1, 3][(i % 10) as usize]];
+            let mut license = testing::license(generator, product, &format!("K{:05}-{:04x}", (i * 7919) % 7_000, i));
+            if i % 4 != 0 {
+                license = testing::assigned(license, &customers[((i * 7) % 40) as usize]);
+                license.status = LicenseStatus::ALL[1 + (i % 6) as usize];
+            }
+            license.expires_at = match i % 5 {
+                0 => None,
+                1 => Some(base - Duration::days(i % 300)),
+                _ => Some(base + Duration::hours(i % 900)),
+            };
+            license.activation_limit = ActivationLimit::parse([1, 5, -1, 10][(i % 4) as usize]).unwrap();
+            license.created_at = base + Duration::seconds(i / 3);
+            license.updated_at = license.created_at;
+            license
+        })
+        .collect();
+    store.insert_licenses(&licenses, &audit("license.created")).await.unwrap();
+    licenses
+}
+
+async fn catalog_named(store: &SqlStore, name: &str) -> (Product, Generator) {
+    let product = testing::product(PROD, name);
+    store.create_product(&product, &audit("product.created")).await.unwrap();
+    let generator = testing::generator(&product);
+    store.create_generator(&generator, &audit("generator.created")).await.unwrap();
+    (product, generator)
+}
+
+/// Every license the query lists, in pages of 500, and the total.
+async fn page_all(store: &SqlStore, query: &LicenseQuery) -> (Vec<String>, i64) {
+    let mut seen = Vec::new();
+    let mut query = LicenseQuery { limit: 500, cursor: None, ..query.clone() };
+    let mut total = None;
+    loop {
+        let page = store.licenses(PROD, &query).await.unwrap();
+        assert_eq!(*total.get_or_insert(page.total), page.total, "total is the same on every page");
+        seen.extend(page.data.into_iter().map(|l| l.id));
+        match page.next_cursor {
+            Some(cursor) => query.cursor = Some(cursor),
+            None => return (seen, total.unwrap()),
+        }
+        assert!(seen.len() <= 10_000, "paging does not end");
+    }
+}
+
+#[tokio::test]
+async fn large_license_lists_walk_in_order() {
+    on_each_backend(|store| async move {
+        let licenses = many_licenses(&store).await;
+        let searched = |l: &License, q: &str| {
+            l.key.to_ascii_lowercase().contains(q)
+                || l.product_name.to_ascii_lowercase().contains(q)
+                || l.customer.as_ref().is_some_and(|c| {
+                    c.email.to_ascii_lowercase().contains(q) || c.name.to_ascii_lowercase().contains(q)
+                })
+        };
+        let sorts = [
+            LicenseSort::Key,
+            LicenseSort::Product,
+            LicenseSort::Customer,
+            LicenseSort::Status,
+            LicenseSort::ActivationLimit,
+            LicenseSort::ExpiresAt,
+            LicenseSort::CreatedAt,
+        ];
+        // Searches whose parts pass 5,000: a product name (6,300 licenses of two products), a
+        // customer name (5,250), and a one-character search that every key holds.
+        for q in [None, Some("acme"), Some("customer"), Some("-")] {
+            let matching: Vec<&License> = licenses.iter().filter(|l| q.is_none_or(|q| searched(l, q))).collect();
+            assert!(matching.len() > 5_000, "{q:?}");
+            for sort in sorts {
+                if q.is_some() && matches!(sort, LicenseSort::Key | LicenseSort::CreatedAt) {
+                    continue;
+                }
+                for order in [Order::Asc, Order::Desc] {
+                    let query = LicenseQuery { q: q.map(str::to_owned), sort, order, ..license_query() };
+                    let (seen, total) = page_all(&store, &query).await;
+
+                    let mut expected = matching.clone();
+                    expected.sort_by(|a, b| {
+                        let by = (sort_value(a, sort), &a.id).cmp(&(sort_value(b, sort), &b.id));
+                        if order == Order::Asc {
+                            by
+                        } else {
+                            by.reverse()
+                        }
+                    });
+                    let expected: Vec<String> = expected.iter().map(|l| l.id.clone()).collect();
+                    assert_eq!(total, expected.len() as i64, "{q:?} {sort:?} {order:?}");
+                    assert!(seen == expected, "{q:?} {sort:?} {order:?}: the order differs");
+                }
+            }
+        }
+        // Long searches are looked up by their ends and confirmed whole: both ends of the last
+        // one are in other customers' emails, the whole of it in none.
+        for q in ["customer.number07@sample.org", "CUSTOMER.NUMBER07@SAMPLE.ORG", "customer.number08@sample.org"] {
+            let lower = q.to_ascii_lowercase();
+            let expected: HashSet<String> =
+                licenses.iter().filter(|l| searched(l, &lower)).map(|l| l.id.clone()).collect();
+            let (seen, total) = page_all(&store, &LicenseQuery { q: Some(q.into()), ..license_query() }).await;
+            assert_eq!(seen.into_iter().collect::<HashSet<_>>(), expected, "{q}");
+            assert_eq!(total, expected.len() as i64, "{q}");
+        }
+        assert!(licenses.iter().any(|l| searched(l, "customer.number07@sample.org")));
+    })
+    .await;
+}
+
 #[tokio::test]
 async fn status_filters_use_the_effective_status() {
     on_each_backend(|store| async move {

@@ -1,7 +1,79 @@
 //! Every place where SQLite and PostgreSQL differ, in one spot; all other SQL text is shared.
 
+use super::rows::{contains_pattern, Sql};
 use crate::Backend;
 use sqlx::migrate::Migrator;
+
+/// A search (`q`) as its backend looks it up: the values to bind (see `Backend::search_term`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum SearchTerm {
+    /// SQLite: an FTS5 query of the trigram tables and, when it holds only the ends of a long
+    /// search, the LIKE pattern that its candidates must match whole.
+    Phrase { query: String, confirm: Option<String> },
+    /// A lower-cased LIKE pattern (`\` escapes), compared row by row or through pg_trgm.
+    Pattern(String),
+    /// PostgreSQL, a long search: LIKE patterns of its two ends, which pg_trgm serves with a
+    /// third of the trigrams of the whole, and the whole lower-cased, which `strpos` confirms.
+    Ends { first: String, last: String, whole: String },
+}
+
+/// A `SearchTerm`'s placeholders in a statement.
+#[derive(Debug, Clone)]
+pub(crate) enum Term {
+    /// An FTS5 query and, for a long search, the LIKE pattern that confirms its candidates.
+    Phrase {
+        query: String,
+        confirm: Option<String>,
+    },
+    Compare(Comparison),
+}
+
+/// A search compared with text row by row (a pg_trgm index on the text serves it).
+#[derive(Debug, Clone)]
+pub(crate) enum Comparison {
+    Pattern(String),
+    Ends { first: String, last: String, whole: String },
+}
+
+impl SearchTerm {
+    /// Binds the term to `sql`: its placeholders there.
+    pub(crate) fn bind(&self, sql: &mut Sql) -> Term {
+        match self {
+            SearchTerm::Phrase { query, confirm } => Term::Phrase {
+                query: sql.arg(query.as_str()),
+                confirm: confirm.as_deref().map(|pattern| sql.arg(pattern)),
+            },
+            SearchTerm::Pattern(pattern) => Term::Compare(Comparison::Pattern(sql.arg(pattern.as_str()))),
+            SearchTerm::Ends { first, last, whole } => Term::Compare(Comparison::Ends {
+                first: sql.arg(first.as_str()),
+                last: sql.arg(last.as_str()),
+                whole: sql.arg(whole.as_str()),
+            }),
+        }
+    }
+}
+
+impl Comparison {
+    /// The condition that `text`, an expression lower-cased already, contains the search.
+    fn in_text(&self, text: &str) -> String {
+        let like = |pattern: &str| format!("{text} LIKE {pattern} ESCAPE '\\'");
+        match self {
+            Comparison::Pattern(pattern) => like(pattern),
+            Comparison::Ends { first, last, whole } => {
+                format!("({} AND {} AND strpos({text}, {whole}) > 0)", like(first), like(last))
+            }
+        }
+    }
+}
+
+/// A search longer than twice this many characters is looked up by its first and its last this
+/// many (a third of the trigrams of a whole key or email), then confirmed whole.
+const SEARCH_END: usize = 8;
+
+/// `s` as an FTS5 string: quoted, its quotes doubled. In a trigram table, a substring.
+fn fts5_phrase(s: &str) -> String {
+    format!("\"{}\"", s.replace('"', "\"\""))
+}
 
 static SQLITE_MIGRATIONS: Migrator = sqlx::migrate!("./migrations/sqlite");
 static POSTGRES_MIGRATIONS: Migrator = sqlx::migrate!("./migrations/postgres");
@@ -79,6 +151,111 @@ impl Backend {
         match self {
             Backend::Sqlite => "?".to_owned(),
             Backend::Postgres => format!("${n}"),
+        }
+    }
+
+    /// The number of licenses in an environment (`$1`). SQLite counts a whole table from its
+    /// pages' cell counts, far faster than it walks one environment's index entries, so the
+    /// other environments (few licenses, as a rule) are counted and taken away.
+    pub(crate) fn environment_license_count(self) -> &'static str {
+        match self {
+            Backend::Sqlite => {
+                "SELECT (SELECT COUNT(*) FROM licenses) \
+                 - (SELECT COUNT(*) FROM licenses WHERE environment < $1 OR environment > $1) AS n"
+            }
+            Backend::Postgres => "SELECT COUNT(*) AS n FROM licenses WHERE environment = $1",
+        }
+    }
+
+    /// How a search for `q` is put to the database. SQLite finds a substring of at least 3
+    /// characters (a trigram) as an FTS5 phrase; shorter searches are LIKE patterns, compared
+    /// row by row. PostgreSQL compares LIKE patterns, through pg_trgm where there are trigrams.
+    /// A long search is looked up by its ends on both. Both lower-case ASCII only, as `lower()`.
+    pub(crate) fn search_term(self, q: &str) -> SearchTerm {
+        let lower = q.to_ascii_lowercase();
+        let chars: Vec<char> = lower.chars().collect();
+        let ends = (chars.len() > 2 * SEARCH_END).then(|| {
+            let first: String = chars[..SEARCH_END].iter().collect();
+            let last: String = chars[chars.len() - SEARCH_END..].iter().collect();
+            (first, last)
+        });
+        match (self, ends) {
+            (Backend::Sqlite, Some((first, last))) => SearchTerm::Phrase {
+                query: format!("{} AND {}", fts5_phrase(&first), fts5_phrase(&last)),
+                confirm: Some(contains_pattern(q)),
+            },
+            (Backend::Sqlite, None) if chars.len() >= 3 => {
+                SearchTerm::Phrase { query: fts5_phrase(&lower), confirm: None }
+            }
+            (Backend::Postgres, Some((first, last))) => {
+                SearchTerm::Ends { first: contains_pattern(&first), last: contains_pattern(&last), whole: lower }
+            }
+            _ => SearchTerm::Pattern(contains_pattern(q)),
+        }
+    }
+
+    /// A statement yielding the `id` of each customer of the environment whose email or name
+    /// contains the search (`env` and `term` are placeholders). SQLite looks in its FTS5 trigram
+    /// table, whose rows hold the lower-cased text; PostgreSQL through pg_trgm indexes on the
+    /// same `lower(…)` expressions.
+    pub(crate) fn customer_matches(self, env: &str, term: &Term) -> String {
+        match (self, term) {
+            (Backend::Sqlite, Term::Phrase { query, confirm }) => {
+                let mut statement = format!(
+                    "SELECT customer_id AS id FROM customer_search \
+                     WHERE customer_search MATCH {query} AND environment = {env}"
+                );
+                if let Some(pattern) = confirm {
+                    let whole = Comparison::Pattern(pattern.clone());
+                    statement.push_str(&format!(" AND ({} OR {})", whole.in_text("email"), whole.in_text("name")));
+                }
+                statement
+            }
+            (Backend::Sqlite, Term::Compare(compare)) => format!(
+                "SELECT customer_id AS id FROM customer_search WHERE ({} OR {}) AND environment = {env}",
+                compare.in_text("email"),
+                compare.in_text("name")
+            ),
+            (Backend::Postgres, Term::Compare(compare)) => format!(
+                "SELECT sc.id FROM customers sc WHERE sc.environment = {env} AND ({} OR {})",
+                compare.in_text("lower(sc.email)"),
+                compare.in_text("lower(sc.name)")
+            ),
+            // `search_term` makes no phrase for PostgreSQL; were it to, nothing would match.
+            (Backend::Postgres, Term::Phrase { .. }) => "SELECT sc.id FROM customers sc WHERE 1 = 0".to_owned(),
+        }
+    }
+
+    /// SQLite: a statement yielding the `id` of each license of the environment whose key
+    /// contains the search, from its FTS5 trigram table (placeholders as `customer_matches`).
+    /// PostgreSQL compares `lower(l.key)` row by row, which its pg_trgm index serves as well as a
+    /// list of ids would, and better inside an OR: `None`.
+    pub(crate) fn key_matches(self, env: &str, term: &Term) -> Option<String> {
+        match (self, term) {
+            (Backend::Sqlite, Term::Phrase { query, confirm }) => {
+                let mut statement = format!(
+                    "SELECT license_id AS id FROM license_key_search \
+                     WHERE license_key_search MATCH {query} AND environment = {env}"
+                );
+                if let Some(pattern) = confirm {
+                    statement.push_str(&format!(" AND {}", Comparison::Pattern(pattern.clone()).in_text("key")));
+                }
+                Some(statement)
+            }
+            (Backend::Sqlite, Term::Compare(compare)) => Some(format!(
+                "SELECT license_id AS id FROM license_key_search WHERE {} AND environment = {env}",
+                compare.in_text("key")
+            )),
+            (Backend::Postgres, _) => None,
+        }
+    }
+
+    /// The condition on a license `l` that its key contains the search.
+    pub(crate) fn key_condition(self, env: &str, term: &Term) -> String {
+        match (self.key_matches(env, term), term) {
+            (Some(matches), _) => format!("l.id IN ({matches})"),
+            (None, Term::Compare(compare)) => compare.in_text("lower(l.key)"),
+            (None, Term::Phrase { .. }) => "1 = 0".to_owned(),
         }
     }
 

@@ -1,7 +1,7 @@
 //! Licenses, their activations and validation history: the store's busiest records.
 
 use super::audit::{self, snapshot, Target};
-use super::list::{Keyset, Kind, Listing};
+use super::list::{Key, Keyset, Kind, Listing, Ordering, Slice, Walk};
 use super::rows::{
     self, contains_pattern, insert_many, json, micros, now, opt_micros, Arg, Sql, LICENSE_COLUMNS, LICENSE_FROM,
 };
@@ -13,7 +13,7 @@ use crate::{
 use keyward_core::LicenseStatus;
 use serde_json::json as json_value;
 use sqlx::{Any, AnyConnection, Transaction};
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 
 /// Batches larger than this leave one summary audit event instead of one per license.
 const AUDIT_EACH_UP_TO: usize = 100;
@@ -103,6 +103,53 @@ pub(crate) fn validation_args(v: &ValidationRecord) -> Result<Vec<Arg>> {
     ])
 }
 
+/// The most licenses a part of a list may hold to be sorted whole; a larger one is walked along
+/// its sort's index. Sorting n rows costs about n row reads; walking finds a page of 50 among
+/// n of N licenses after about 50·N/n index entries: at a million licenses the two meet near here.
+const SORT_UP_TO: i64 = 5_000;
+
+/// Most customers a search reads as ids; past this many, statements match them themselves.
+const CUSTOMER_IDS_UP_TO: usize = 1_000;
+
+/// One of the disjoint parts whose union a license list is.
+struct LicensePart {
+    /// `WHERE l.environment = … AND …` with its binds (a search's too).
+    filter: Sql,
+    /// A search's condition on each license `l`.
+    condition: Option<String>,
+    /// SQLite, for a search: a statement yielding the ids that the condition holds for, through
+    /// the trigram tables, so that reading a few matches starts from them.
+    matched: Option<String>,
+    /// The environment's placeholder in `filter`.
+    env: String,
+    /// Every license of the environment: counted the backend's fastest way.
+    whole_environment: bool,
+}
+
+impl LicensePart {
+    /// The filter with the search's condition: what a walk checks row by row.
+    fn filtered(&self) -> Sql {
+        let mut filter = self.filter.clone();
+        if let Some(condition) = &self.condition {
+            filter.push(&format!(" AND {condition}"));
+        }
+        filter
+    }
+
+    /// `from` and the filter, led by the matched ids when there are some.
+    fn joined(&self, from: &str) -> (String, Sql) {
+        match &self.matched {
+            Some(matched) => {
+                let mut filter = self.filter.clone();
+                filter.push(" AND l.id = m.id");
+                // CROSS JOIN keeps SQLite from reordering: the matches lead, then their rows.
+                (format!("({matched}) m CROSS JOIN {from}"), filter)
+            }
+            None => (from.to_owned(), self.filtered()),
+        }
+    }
+}
+
 /// The ORDER BY of a license list: a never-NULL expression, with its type.
 fn license_sort(sort: LicenseSort) -> (&'static str, Kind) {
     match sort {
@@ -151,23 +198,29 @@ fn expirable_list() -> String {
     LicenseStatus::EXPIRABLE.iter().map(|s| format!("'{}'", s.as_str())).collect::<Vec<_>>().join(", ")
 }
 
-/// Appends the filter for a license's effective status: past expiry plus grace, an expirable
-/// license reads as expired before the sweep writes it.
-fn push_status_filter(filter: &mut Sql, status: LicenseStatus, expired_before: i64) {
+/// The filter for a license's effective status, as disjoint conditions to append: past expiry
+/// plus grace, an expirable license reads as expired before the sweep writes it. Each condition
+/// is one range of the (environment, status, expires_at) index.
+fn status_filters(filter: &Sql, status: LicenseStatus, expired_before: i64) -> Vec<Sql> {
+    let mut filter = filter.clone();
     let status_arg = filter.arg(status.as_str());
     if status == LicenseStatus::Expired {
-        let before = filter.arg(expired_before);
-        filter.push(&format!(
-            " AND (l.status = {status_arg} OR (l.status IN ({}) AND l.expires_at IS NOT NULL \
-             AND l.expires_at <= {before}))",
+        let mut unswept = filter.clone();
+        filter.push(&format!(" AND l.status = {status_arg}"));
+        let before = unswept.arg(expired_before);
+        unswept.push(&format!(
+            " AND l.status IN ({}) AND l.expires_at IS NOT NULL AND l.expires_at <= {before}",
             expirable_list()
         ));
-    } else if status.is_expirable() {
+        return vec![filter, unswept];
+    }
+    if status.is_expirable() {
         let before = filter.arg(expired_before);
         filter.push(&format!(" AND l.status = {status_arg} AND (l.expires_at IS NULL OR l.expires_at > {before})"));
     } else {
         filter.push(&format!(" AND l.status = {status_arg}"));
     }
+    vec![filter]
 }
 
 fn mismatched_activation() -> StoreError {
@@ -316,49 +369,257 @@ impl SqlStore {
         Ok(page)
     }
 
+    /// A page of licenses. Each part of the list (see `license_parts`) is read the cheaper of two
+    /// ways: a part of at most `SORT_UP_TO` licenses is read whole in one pass through its
+    /// filter's indexes (position and id only), which counts it, and sorted here; a larger one is
+    /// counted, then walked in order along the sort's index, filtering as it goes, which finds a
+    /// page after a few thousand index entries at most. The page's rows are read last, by id.
     pub(crate) async fn list_licenses(&self, environment: &str, query: &LicenseQuery) -> Result<Page<License>> {
-        let mut filter = Sql::new("WHERE l.environment = ");
-        filter.bind(environment);
+        let limit = query.limit.clamp(1, 500) as usize;
+        let (sort, sort_kind) = license_sort(query.sort);
+        let ordering = Ordering {
+            tag: sort_tag(query.sort, query.order),
+            sort,
+            sort_kind,
+            // A key is unique in its environment: its own tie-breaker, so the key index serves.
+            tie: if query.sort == LicenseSort::Key { "l.key" } else { "l.id" },
+            tie_kind: Kind::Text,
+            order: query.order,
+        };
+        let after = query.cursor.as_deref().map(|cursor| ordering.decode(cursor)).transpose()?;
+        let after = after.as_ref();
+        // Only the product and customer sorts read the product or the customer.
+        let sort_from = match query.sort {
+            LicenseSort::Product | LicenseSort::Customer => LICENSE_FROM,
+            _ => "licenses l",
+        };
+        let mut total = 0;
+        let mut sorted = Vec::new();
+        let mut found = Vec::new();
+        let by_product = query.sort == LicenseSort::Product;
+        for part in self.license_parts(environment, query).await? {
+            // A filter's count is an index's range, cheaper than a pass over rows: it comes first.
+            // A search's matches are as dear to count as to read: they are read first.
+            let counted = if part.whole_environment {
+                Some((self.count_environment(environment).await?, None))
+            } else if part.condition.is_none() {
+                Some(self.count_part(&part, by_product).await?)
+            } else {
+                None
+            };
+            if counted.as_ref().is_none_or(|(n, _)| *n <= SORT_UP_TO) {
+                let (from, filter) = part.joined(sort_from);
+                if let Some(rows) = ordering.probe(&self.reader, &from, &filter, "l.id", SORT_UP_TO as usize).await? {
+                    total += rows.len() as i64;
+                    sorted.extend(ordering.first(rows, after, limit + 1));
+                    continue;
+                }
+            }
+            let (count, per_product) = match counted {
+                Some(counted) => counted,
+                None => self.count_part(&part, by_product).await?,
+            };
+            total += count;
+            let slices = match query.sort {
+                LicenseSort::Product => {
+                    let mut slices = Vec::new();
+                    for (name, ids) in self.product_groups(environment, query.order).await? {
+                        if per_product.as_ref().is_some_and(|n| ids.iter().all(|id| !n.contains_key(id))) {
+                            continue;
+                        }
+                        let mut filter = part.filtered();
+                        let placeholders: Vec<String> = ids.iter().map(|id| filter.arg(id.as_str())).collect();
+                        filter.push(&format!(" AND l.product_id IN ({})", placeholders.join(", ")));
+                        slices.push(Slice {
+                            from: LICENSE_FROM.to_owned(),
+                            filter,
+                            walk: Walk::Constant(Key::Text(name)),
+                        });
+                    }
+                    slices
+                }
+                LicenseSort::Customer => {
+                    let mut unassigned = part.filtered();
+                    unassigned.push(" AND l.customer_id IS NULL");
+                    let mut assigned = part.filtered();
+                    assigned.push(&format!(" AND c.id = l.customer_id AND c.environment = {}", part.env));
+                    vec![
+                        Slice {
+                            from: LICENSE_FROM.to_owned(),
+                            filter: unassigned,
+                            walk: Walk::Constant(Key::Text(String::new())),
+                        },
+                        // Customers in email order (unique in an environment), each one's
+                        // licenses in id order; CROSS JOIN keeps SQLite from reordering.
+                        Slice {
+                            from: "customers c CROSS JOIN licenses l JOIN products p ON p.id = l.product_id".to_owned(),
+                            filter: assigned,
+                            walk: Walk::Ordered("c.email".to_owned()),
+                        },
+                    ]
+                }
+                _ => vec![Slice {
+                    from: LICENSE_FROM.to_owned(),
+                    filter: part.filtered(),
+                    walk: Walk::Ordered(sort.to_owned()),
+                }],
+            };
+            // Product groups come in the list's order: once one fills the page, later ones cannot
+            // place a row on it.
+            let in_order = query.sort == LicenseSort::Product;
+            let mut rows = Vec::new();
+            for slice in &slices {
+                let want = if in_order { limit + 1 - rows.len() } else { limit + 1 };
+                rows.extend(ordering.walk(&self.reader, LICENSE_COLUMNS, slice, after, want).await?);
+                if in_order && rows.len() > limit {
+                    break;
+                }
+            }
+            found.extend(rows);
+        }
+        let ids: Vec<String> = ordering.first(sorted, None, limit + 1).into_iter().map(|(_, id)| id).collect();
+        found.extend(ordering.rows(&self.reader, LICENSE_COLUMNS, LICENSE_FROM, "l.id", &ids).await?);
+        ordering.page(found, limit, total, rows::license)
+    }
+
+    /// The list a query asks for, as disjoint parts whose union it is. Without a search, one part:
+    /// the filters. A search (`q`) matches a key, a customer's email or name, or a product's name.
+    /// Products are few, so the matching ones are read first and their licenses are one part, a
+    /// product filter; the licenses of other products whose key or customer matches are the other.
+    /// The matching customers are read first too, up to `CUSTOMER_IDS_UP_TO` of them, so that the
+    /// database finds their licenses by id through an index, beside the key's trigram index.
+    async fn license_parts(&self, environment: &str, query: &LicenseQuery) -> Result<Vec<LicensePart>> {
+        let mut filter = Sql::default();
+        let env = filter.arg(environment);
+        filter.push(&format!("WHERE l.environment = {env}"));
         if let Some(product) = &query.product {
             filter.push(" AND l.product_id = ").bind(product.as_str());
         }
         if let Some(customer) = &query.customer {
             filter.push(" AND l.customer_id = ").bind(customer.as_str());
         }
-        if let Some(status) = query.status {
-            push_status_filter(&mut filter, status, micros(query.expired_before));
+        let filters = match query.status {
+            Some(status) => status_filters(&filter, status, micros(query.expired_before)),
+            None => vec![filter],
+        };
+        let whole = query.product.is_none() && query.customer.is_none() && query.status.is_none();
+        let Some(q) = query.q.as_deref().map(str::trim).filter(|q| !q.is_empty()) else {
+            let part = |filter| LicensePart {
+                filter,
+                condition: None,
+                matched: None,
+                env: env.clone(),
+                whole_environment: whole,
+            };
+            return Ok(filters.into_iter().map(part).collect());
+        };
+        let mut products = Sql::default();
+        let (e, p) = (products.arg(environment), products.arg(contains_pattern(q)));
+        products.push(&format!("SELECT id FROM products WHERE environment = {e} AND lower(name) LIKE {p} ESCAPE '\\'"));
+        let products = self.ids(&products).await?;
+        let term = self.backend.search_term(q);
+        let mut customers = Sql::default();
+        let (e, t) = (customers.arg(environment), term.bind(&mut customers));
+        customers.push(&format!("{} LIMIT {}", self.backend.customer_matches(&e, &t), CUSTOMER_IDS_UP_TO + 1));
+        let customers = self.ids(&customers).await?;
+        let mut parts = Vec::new();
+        for mut filter in filters {
+            if !products.is_empty() {
+                let mut of_products = filter.clone();
+                let placeholders: Vec<String> = products.iter().map(|id| of_products.arg(id.as_str())).collect();
+                of_products.push(&format!(" AND l.product_id IN ({})", placeholders.join(", ")));
+                parts.push(LicensePart {
+                    filter: of_products,
+                    condition: None,
+                    matched: None,
+                    env: env.clone(),
+                    whole_environment: false,
+                });
+                let placeholders: Vec<String> = products.iter().map(|id| filter.arg(id.as_str())).collect();
+                filter.push(&format!(" AND l.product_id NOT IN ({})", placeholders.join(", ")));
+            }
+            let term = term.bind(&mut filter);
+            let customers = if customers.is_empty() {
+                None
+            } else if customers.len() <= CUSTOMER_IDS_UP_TO {
+                Some(customers.iter().map(|id| filter.arg(id.as_str())).collect::<Vec<_>>().join(", "))
+            } else {
+                Some(self.backend.customer_matches(&env, &term))
+            };
+            let key = self.backend.key_condition(&env, &term);
+            let condition = match &customers {
+                Some(customers) => format!("({key} OR l.customer_id IN ({customers}))"),
+                None => key,
+            };
+            let matched = self.backend.key_matches(&env, &term).map(|keys| match &customers {
+                Some(customers) => {
+                    format!("{keys} UNION SELECT sl.id FROM licenses sl WHERE sl.customer_id IN ({customers})")
+                }
+                None => keys,
+            });
+            let env = env.clone();
+            parts.push(LicensePart { filter, condition: Some(condition), matched, env, whole_environment: false });
         }
-        let q = query.q.as_deref().map(str::trim).filter(|q| !q.is_empty());
-        if let Some(q) = q {
-            let p = filter.arg(contains_pattern(q));
-            filter.push(&format!(
-                " AND (lower(l.key) LIKE {p} ESCAPE '\\' OR lower(c.email) LIKE {p} ESCAPE '\\' \
-                 OR lower(c.name) LIKE {p} ESCAPE '\\' OR lower(p.name) LIKE {p} ESCAPE '\\')"
-            ));
+        Ok(parts)
+    }
+
+    /// The `id` column of the rows `statement` yields.
+    async fn ids(&self, statement: &Sql) -> Result<Vec<String>> {
+        let rows = statement.query().persistent(false).fetch_all(&self.reader).await?;
+        rows.iter().map(|row| Ok(sqlx::Row::try_get::<String, _>(row, "id")?)).collect()
+    }
+
+    /// How many licenses the environment holds.
+    async fn count_environment(&self, environment: &str) -> Result<i64> {
+        let row =
+            sqlx::query(self.backend.environment_license_count()).bind(environment).fetch_one(&self.reader).await?;
+        rows::int(&row, "n")
+    }
+
+    /// How many licenses a part holds and, when `by_product`, how many of each product that has any.
+    async fn count_part(&self, part: &LicensePart, by_product: bool) -> Result<(i64, Option<HashMap<String, i64>>)> {
+        let (from, filter) = part.joined("licenses l");
+        if !by_product {
+            let row =
+                filter.prefixed(&format!("SELECT COUNT(*) AS n FROM {from} ")).query().fetch_one(&self.reader).await?;
+            return Ok((rows::int(&row, "n")?, None));
         }
-        let (sort, sort_kind) = license_sort(query.sort);
-        Listing {
-            pool: &self.reader,
-            columns: LICENSE_COLUMNS,
-            from: LICENSE_FROM,
-            // Only a search looks at the product and the customer.
-            count_from: if q.is_none() { Some("licenses l") } else { None },
-            filter,
-            keyset: Keyset {
-                tag: sort_tag(query.sort, query.order),
-                sort,
-                sort_kind,
-                // A key is unique in its environment: its own tie-breaker, so the key index serves.
-                tie: if query.sort == LicenseSort::Key { "l.key" } else { "l.id" },
-                tie_kind: Kind::Text,
-                order: query.order,
-            },
-            limit: query.limit,
-            cursor: query.cursor.as_deref(),
-            decode: rows::license,
+        let mut statement = filter.prefixed(&format!("SELECT l.product_id AS product_id, COUNT(*) AS n FROM {from} "));
+        statement.push(" GROUP BY l.product_id");
+        let mut total = 0;
+        let mut per_product = HashMap::new();
+        for row in statement.query().persistent(false).fetch_all(&self.reader).await? {
+            let n = rows::int(&row, "n")?;
+            total += n;
+            per_product.insert(sqlx::Row::try_get::<String, _>(&row, "product_id")?, n);
         }
-        .fetch()
-        .await
+        Ok((total, Some(per_product)))
+    }
+
+    /// The environment's products grouped by lower-cased name, in the list's order: the product
+    /// sort is by that name, then by license id, so each group is walked along the product index.
+    async fn product_groups(&self, environment: &str, order: Order) -> Result<Vec<(String, Vec<String>)>> {
+        let rows = sqlx::query("SELECT id, lower(name) AS sort_name FROM products WHERE environment = $1")
+            .bind(environment)
+            .fetch_all(&self.reader)
+            .await?;
+        let mut products = rows
+            .iter()
+            .map(|row| Ok((sqlx::Row::try_get::<String, _>(row, "sort_name")?, sqlx::Row::try_get(row, "id")?)))
+            .collect::<Result<Vec<(String, String)>>>()?;
+        // Byte order, as the list compares names.
+        products.sort_unstable();
+        let mut groups: Vec<(String, Vec<String>)> = Vec::new();
+        for (name, id) in products {
+            match groups.last_mut() {
+                Some((last, ids)) if *last == name => ids.push(id),
+                _ => groups.push((name, vec![id])),
+            }
+        }
+        if order == Order::Desc {
+            groups.reverse();
+        }
+        Ok(groups)
     }
 
     /// Takes the license's row lock with a write that changes nothing: concurrent changes of one

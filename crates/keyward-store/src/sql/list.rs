@@ -7,6 +7,7 @@ use base64::Engine;
 use serde_json::Value;
 use sqlx::any::AnyRow;
 use sqlx::{AnyPool, Row};
+use std::cmp::Ordering as Cmp;
 
 type Result<T, E = StoreError> = std::result::Result<T, E>;
 
@@ -80,6 +81,258 @@ impl<T> Listing<'_, T> {
                     Some(encode_cursor(tag, key_value(row, "k_sort", sort_kind)?, key_value(row, "k_tie", tie_kind)?));
             }
         }
+        Ok(Page { data, next_cursor, total })
+    }
+}
+
+/// A sort or tie-breaker value, as a row or a cursor carries it.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
+pub(crate) enum Key {
+    Int(i64),
+    Text(String),
+}
+
+impl Key {
+    fn read(row: &AnyRow, column: &str, kind: Kind) -> Result<Key> {
+        Ok(match kind {
+            Kind::Int => Key::Int(row.try_get::<i64, _>(column)?),
+            Kind::Text => Key::Text(row.try_get::<String, _>(column)?),
+        })
+    }
+
+    fn value(&self) -> Value {
+        match self {
+            Key::Int(n) => Value::from(*n),
+            Key::Text(s) => Value::from(s.as_str()),
+        }
+    }
+}
+
+impl From<&Key> for Arg {
+    fn from(key: &Key) -> Arg {
+        match key {
+            Key::Int(n) => Arg::from(*n),
+            Key::Text(s) => Arg::from(s.as_str()),
+        }
+    }
+}
+
+/// Where a row stands in a list: its sort value, then its tie-breaker. Text compares byte-wise,
+/// as both backends order it (COLLATE "C" on PostgreSQL).
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
+pub(crate) struct Position {
+    pub sort: Key,
+    pub tie: Key,
+}
+
+/// A list order that more than one statement serves: the rows of every slice are merged by
+/// their positions.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Ordering<'a> {
+    /// Names the sort inside the cursor, as `Keyset::tag`.
+    pub tag: &'a str,
+    /// The sort expression every row is read back with (`k_sort`).
+    pub sort: &'a str,
+    pub sort_kind: Kind,
+    pub tie: &'a str,
+    pub tie_kind: Kind,
+    pub order: Order,
+}
+
+/// How a slice of a list reaches its rows in order.
+#[derive(Debug, Clone)]
+pub(crate) enum Walk {
+    /// Ordered by this expression, equal for each of the slice's rows to the list's sort but
+    /// written so that an index serves it; then by the tie-breaker.
+    Ordered(String),
+    /// Every row of the slice sorts at this value: ordered by the tie-breaker alone.
+    Constant(Key),
+}
+
+/// Part of a list that one index walks in the list's order.
+pub(crate) struct Slice {
+    pub from: String,
+    /// `WHERE …` with its binds.
+    pub filter: Sql,
+    pub walk: Walk,
+}
+
+impl Ordering<'_> {
+    fn cmp_dir(&self) -> (&'static str, &'static str) {
+        match self.order {
+            Order::Asc => (">", "ASC"),
+            Order::Desc => ("<", "DESC"),
+        }
+    }
+
+    /// The position a cursor of this list carries.
+    pub fn decode(&self, cursor: &str) -> Result<Position> {
+        let (sort, tie) = decode_cursor(cursor, self.tag, self.sort_kind, self.tie_kind)?;
+        let key = |arg: Arg| match arg {
+            Arg::Int(Some(n)) => Ok(Key::Int(n)),
+            Arg::Text(Some(s)) => Ok(Key::Text(s)),
+            _ => Err(invalid_cursor()),
+        };
+        Ok(Position { sort: key(sort)?, tie: key(tie)? })
+    }
+
+    fn select(&self, columns: &str, from: &str, filter: &Sql) -> Sql {
+        filter.prefixed(&format!("SELECT {columns}, {} AS k_sort, {} AS k_tie FROM {from} ", self.sort, self.tie))
+    }
+
+    fn position(&self, row: &AnyRow) -> Result<Position> {
+        Ok(Position { sort: Key::read(row, "k_sort", self.sort_kind)?, tie: Key::read(row, "k_tie", self.tie_kind)? })
+    }
+
+    /// Runs `statement` planned for its binds' values (unnamed: PostgreSQL would otherwise settle
+    /// on a generic plan after a few runs, blind to how rare a search is).
+    async fn positioned(&self, pool: &AnyPool, statement: &Sql) -> Result<Vec<(Position, AnyRow)>> {
+        let rows = statement.query().persistent(false).fetch_all(pool).await?;
+        rows.into_iter().map(|row| Ok((self.position(&row)?, row))).collect()
+    }
+
+    /// The position and id (`id`, an expression) of every row of `from`/`filter`, in no order,
+    /// if there are at most `up_to`: one pass over a small set that counts it and sorts it, the
+    /// planner free to reach it through the filter's indexes (no order to tempt it elsewhere).
+    pub async fn probe(
+        &self,
+        pool: &AnyPool,
+        from: &str,
+        filter: &Sql,
+        id: &str,
+        up_to: usize,
+    ) -> Result<Option<Vec<(Position, String)>>> {
+        let mut statement = filter
+            .prefixed(&format!("SELECT {} AS k_sort, {} AS k_tie, {id} AS k_id FROM {from} ", self.sort, self.tie));
+        statement.push(&format!(" LIMIT {}", up_to + 1));
+        let rows = statement.query().persistent(false).fetch_all(pool).await?;
+        if rows.len() > up_to {
+            return Ok(None);
+        }
+        let rows = rows
+            .iter()
+            .map(|row| Ok((self.position(row)?, row.try_get::<String, _>("k_id")?)))
+            .collect::<Result<_>>()?;
+        Ok(Some(rows))
+    }
+
+    /// Of `rows`, the first `want` after `after`, in order.
+    pub fn first<T>(&self, mut rows: Vec<(Position, T)>, after: Option<&Position>, want: usize) -> Vec<(Position, T)> {
+        if let Some(after) = after {
+            rows.retain(|(position, _)| match self.order {
+                Order::Asc => position > after,
+                Order::Desc => position < after,
+            });
+        }
+        self.sort_rows(&mut rows);
+        rows.truncate(want);
+        rows
+    }
+
+    fn sort_rows<T>(&self, rows: &mut [(Position, T)]) {
+        rows.sort_by(|a, b| match self.order {
+            Order::Asc => a.0.cmp(&b.0),
+            Order::Desc => b.0.cmp(&a.0),
+        });
+    }
+
+    /// The rows whose `id` (an expression) is one of `ids`, each with its position.
+    pub async fn rows(
+        &self,
+        pool: &AnyPool,
+        columns: &str,
+        from: &str,
+        id: &str,
+        ids: &[String],
+    ) -> Result<Vec<(Position, AnyRow)>> {
+        if ids.is_empty() {
+            return Ok(Vec::new());
+        }
+        let mut filter = Sql::default();
+        let placeholders: Vec<String> = ids.iter().map(|i| filter.arg(i.as_str())).collect();
+        filter.push(&format!("WHERE {id} IN ({})", placeholders.join(", ")));
+        self.positioned(pool, &self.select(columns, from, &filter)).await
+    }
+
+    /// Up to `want` rows of `slice` after `after`, in order, each statement walking one index:
+    /// the rows that tie with `after` first, then the rows beyond its sort value.
+    pub async fn walk(
+        &self,
+        pool: &AnyPool,
+        columns: &str,
+        slice: &Slice,
+        after: Option<&Position>,
+        want: usize,
+    ) -> Result<Vec<(Position, AnyRow)>> {
+        let (cmp, dir) = self.cmp_dir();
+        let tie = self.tie;
+        let mut found = Vec::new();
+        match &slice.walk {
+            Walk::Constant(value) => {
+                let mut filter = slice.filter.clone();
+                if let Some(after) = after {
+                    let beyond = match value.cmp(&after.sort) {
+                        Cmp::Equal => None,
+                        Cmp::Greater => Some(self.order == Order::Asc),
+                        Cmp::Less => Some(self.order == Order::Desc),
+                    };
+                    match beyond {
+                        Some(true) => {}
+                        Some(false) => return Ok(found),
+                        None => {
+                            let t = filter.arg(&after.tie);
+                            filter.push(&format!(" AND {tie} {cmp} {t}"));
+                        }
+                    }
+                }
+                let mut statement = self.select(columns, &slice.from, &filter);
+                statement.push(&format!(" ORDER BY {tie} {dir} LIMIT {want}"));
+                found = self.positioned(pool, &statement).await?;
+            }
+            Walk::Ordered(sort) => {
+                let mut beyond = slice.filter.clone();
+                if let Some(after) = after {
+                    // A sort that is its own tie-breaker has no ties.
+                    if sort != tie {
+                        let mut ties = slice.filter.clone();
+                        let s = ties.arg(&after.sort);
+                        let t = ties.arg(&after.tie);
+                        ties.push(&format!(" AND {sort} = {s} AND {tie} {cmp} {t}"));
+                        let mut statement = self.select(columns, &slice.from, &ties);
+                        statement.push(&format!(" ORDER BY {tie} {dir} LIMIT {want}"));
+                        found = self.positioned(pool, &statement).await?;
+                        if found.len() >= want {
+                            return Ok(found);
+                        }
+                    }
+                    let s = beyond.arg(&after.sort);
+                    beyond.push(&format!(" AND {sort} {cmp} {s}"));
+                }
+                let mut statement = self.select(columns, &slice.from, &beyond);
+                statement.push(&format!(" ORDER BY {sort} {dir}, {tie} {dir} LIMIT {}", want - found.len()));
+                found.extend(self.positioned(pool, &statement).await?);
+            }
+        }
+        Ok(found)
+    }
+
+    /// The page of `limit` from rows gathered by several statements (each in order, together at
+    /// least `limit + 1` when there are that many).
+    pub fn page<T>(
+        &self,
+        mut rows: Vec<(Position, AnyRow)>,
+        limit: usize,
+        total: i64,
+        decode: fn(&AnyRow) -> Result<T>,
+    ) -> Result<Page<T>> {
+        self.sort_rows(&mut rows);
+        let more = rows.len() > limit;
+        rows.truncate(limit);
+        let next_cursor = match rows.last() {
+            Some((last, _)) if more => Some(encode_cursor(self.tag, last.sort.value(), last.tie.value())),
+            _ => None,
+        };
+        let data = rows.iter().map(|(_, row)| decode(row)).collect::<Result<_>>()?;
         Ok(Page { data, next_cursor, total })
     }
 }
