@@ -1,7 +1,7 @@
 //! Validation counts and history, written behind the answers in batches about a second late and
 //! flushed on graceful shutdown. A crash loses at most that window of counters, never a change.
 
-use keyward_store::{Store, ValidationRecord};
+use keyward_store::{Store, StoreError, ValidationRecord};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
@@ -11,6 +11,9 @@ use tokio::task::JoinHandle;
 const FLUSH_EVERY: Duration = Duration::from_millis(500);
 const BATCH: usize = 2_000;
 const QUEUE: usize = 200_000;
+/// A failed batch is tried once more after this: a deadlock between nodes or a dropped
+/// connection passes, and the failed transaction wrote nothing.
+const RETRY_AFTER: Duration = Duration::from_millis(100);
 
 #[derive(Clone)]
 pub struct Recorder {
@@ -40,7 +43,7 @@ impl Recorder {
                     }
                 }
                 if !batch.is_empty() {
-                    if let Err(err) = store.record_validations(&batch).await {
+                    if let Err(err) = write(store.as_ref(), &batch).await {
                         tracing::warn!(error = %err, records = batch.len(), "could not record validations; dropping this batch");
                     }
                     batch.clear();
@@ -63,4 +66,13 @@ impl Recorder {
             self.dropped.fetch_add(1, Ordering::Relaxed);
         }
     }
+}
+
+async fn write(store: &dyn Store, batch: &[ValidationRecord]) -> Result<(), StoreError> {
+    if let Err(err) = store.record_validations(batch).await {
+        tracing::debug!(error = %err, "could not record validations; trying once more");
+        tokio::time::sleep(RETRY_AFTER).await;
+        return store.record_validations(batch).await;
+    }
+    Ok(())
 }

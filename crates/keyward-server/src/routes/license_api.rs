@@ -45,13 +45,12 @@ struct Answer<'a> {
 impl Answer<'_> {
     fn json<T: Serialize>(&self, status: StatusCode, body: &T) -> Response {
         let bytes = serde_json::to_vec(body).unwrap_or_default();
-        let mut response =
-            (status, [(axum::http::header::CONTENT_TYPE, "application/json")], bytes.clone()).into_response();
-        if let Some(signer) = self.state.keys.current(self.environment) {
-            let header = signer.sign_answer("POST", self.path, status.as_u16(), &self.nonce, &bytes);
-            if let Ok(value) = HeaderValue::from_str(&header) {
-                response.headers_mut().insert(HEADER, value);
-            }
+        let signature = self.state.keys.current(self.environment).map(|signer| {
+            HeaderValue::from_str(&signer.sign_answer("POST", self.path, status.as_u16(), &self.nonce, &bytes))
+        });
+        let mut response = (status, [(axum::http::header::CONTENT_TYPE, "application/json")], bytes).into_response();
+        if let Some(Ok(value)) = signature {
+            response.headers_mut().insert(HEADER, value);
         }
         response
     }

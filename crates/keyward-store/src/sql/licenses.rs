@@ -13,7 +13,11 @@ use crate::{
 use keyward_core::LicenseStatus;
 use serde_json::json as json_value;
 use sqlx::{Any, AnyConnection, Transaction};
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, HashMap, HashSet};
+
+/// Licenses whose validation counts one statement updates: few enough that PostgreSQL's planner
+/// looks each one up by its primary key rather than scanning the table.
+const COUNTS_PER_STATEMENT: usize = 500;
 
 /// Batches larger than this leave one summary audit event instead of one per license.
 const AUDIT_EACH_UP_TO: usize = 100;
@@ -817,27 +821,33 @@ impl SqlStore {
             entry.0 += 1;
             entry.1 = entry.1.max(micros(record.at));
         }
+        let per_license: Vec<_> = per_license.into_iter().collect();
         let mut tx = self.begin_write().await?;
-        let mut gone = Vec::new();
-        for (&(license_id, environment), &(count, latest)) in &per_license {
-            let updated = sqlx::query(
-                "UPDATE licenses SET validation_count = validation_count + $1, \
-                 last_validated_at = CASE WHEN last_validated_at IS NULL OR last_validated_at < $2 THEN $2 \
-                 ELSE last_validated_at END \
-                 WHERE id = $3 AND environment = $4",
-            )
-            .bind(count)
-            .bind(latest)
-            .bind(license_id)
-            .bind(environment)
-            .execute(&mut *tx)
-            .await?;
-            if updated.rows_affected() == 0 {
-                gone.push((license_id, environment));
+        let mut counted = HashSet::new();
+        // One statement a chunk, not one a license: a busy second touches thousands of licenses.
+        for chunk in per_license.chunks(COUNTS_PER_STATEMENT) {
+            let mut sql = Sql::default();
+            let mut values = Vec::with_capacity(chunk.len());
+            for &((license_id, environment), (count, latest)) in chunk {
+                let b = self.backend;
+                let (id, env) = (sql.next_arg(b, license_id), sql.next_arg(b, environment));
+                let (n, at) = (sql.next_arg(b, count), sql.next_arg(b, latest));
+                values.push(format!("({id}, {env}, {n}, {at})"));
+            }
+            sql.push(&format!(
+                "WITH v (license, env, n, latest) AS (VALUES {}) \
+                 UPDATE licenses SET validation_count = validation_count + v.n, \
+                 last_validated_at = CASE WHEN last_validated_at IS NULL OR last_validated_at < v.latest \
+                 THEN v.latest ELSE last_validated_at END \
+                 FROM v WHERE licenses.id = v.license AND licenses.environment = v.env RETURNING id",
+                values.join(", ")
+            ));
+            for row in sql.query().persistent(false).fetch_all(&mut *tx).await? {
+                counted.insert(sqlx::Row::try_get::<String, _>(&row, "id")?);
             }
         }
-        let kept: Vec<&ValidationRecord> =
-            batch.iter().filter(|r| !gone.contains(&(r.license_id.as_str(), r.environment.as_str()))).collect();
+        // A license deleted since the validation takes its history with it.
+        let kept: Vec<&ValidationRecord> = batch.iter().filter(|r| counted.contains(&r.license_id)).collect();
         insert_many(&mut tx, self.backend, "validations", &VALIDATION_INSERT_COLUMNS, &kept, |r| validation_args(r))
             .await?;
         tx.commit().await?;
