@@ -64,22 +64,22 @@ impl Client {
         self
     }
 
-    /// Trusts answers signed by these keys. From then on, license answers must be signed by one
-    /// of them unless `require_signatures(false)` says otherwise.
+    /// Trusts answers signed by these keys: license answers must be signed by one of them.
     pub fn with_key_ring(mut self, ring: KeyRing) -> Self {
         self.ring = Some(Arc::new(ring));
         self
     }
 
-    /// Whether license answers must carry a valid signature. The default is true once a key ring is
-    /// set and false without one; true without a key ring makes every license call fail.
+    /// Whether license answers must carry a valid signature: true unless this says otherwise, so a
+    /// license call without a key ring fails rather than trusting an answer it cannot check.
+    /// `false` is for talking to a server whose keys the caller cannot know (a test, a probe).
     pub fn require_signatures(mut self, required: bool) -> Self {
         self.require_signatures = Some(required);
         self
     }
 
     pub fn signatures_required(&self) -> bool {
-        self.require_signatures.unwrap_or(self.ring.is_some())
+        self.require_signatures.unwrap_or(true)
     }
 
     pub fn key_ring(&self) -> Option<&KeyRing> {
@@ -221,12 +221,13 @@ mod tests {
     }
 
     #[test]
-    fn signatures_are_required_once_a_ring_is_set_unless_said_otherwise() {
+    fn signatures_are_required_unless_said_otherwise() {
         let client = Client::new("http://h");
-        assert!(!client.signatures_required());
+        assert!(client.signatures_required(), "with no key ring too");
         let with_ring = client.clone().with_key_ring(KeyRing::default());
         assert!(with_ring.signatures_required());
         assert!(!with_ring.require_signatures(false).signatures_required());
+        assert!(!client.clone().require_signatures(false).signatures_required());
         assert!(client.require_signatures(true).signatures_required());
     }
 

@@ -344,13 +344,16 @@ async fn an_answer_signed_by_an_unknown_key_is_refused() {
 }
 
 #[tokio::test]
-async fn signatures_are_only_skipped_when_no_ring_is_set_or_the_caller_says_so() {
+async fn signatures_are_only_skipped_when_the_caller_says_so() {
     let server =
         serve(|seen| reply(200, validate_answer(ValidationCode::Valid, &seen.nonce())).signed(Sign::Omitted)).await;
-    assert!(Client::new(&server.base).validate(validate_request()).await.unwrap().valid);
-    assert!(server.client().require_signatures(false).validate(validate_request()).await.unwrap().valid);
+    // No key ring: refused before the answer is trusted, not waved through.
+    let err = Client::new(&server.base).validate(validate_request()).await.unwrap_err();
+    assert!(matches!(err, Error::Config(_)), "{err:?}");
     let err = Client::new(&server.base).require_signatures(true).validate(validate_request()).await.unwrap_err();
     assert!(matches!(err, Error::Config(_)), "{err:?}");
+    assert!(server.client().require_signatures(false).validate(validate_request()).await.unwrap().valid);
+    assert!(Client::new(&server.base).require_signatures(false).validate(validate_request()).await.unwrap().valid);
 }
 
 #[tokio::test]

@@ -460,7 +460,9 @@ async fn the_sdk_refuses_forged_altered_and_replayed_answers(server: TestServer)
     let (proxy_url, proxy) = Proxy::start(&server.base_url).await;
     // The app trusts the server's keys; every request goes through the proxy.
     let app = Client::new(&proxy_url).with_key_ring(ring.clone());
-    let unchecked = Client::new(&proxy_url);
+    // The SDK refuses to go without a key ring; an app that opts out shows what the ring prevents.
+    let unchecked = Client::new(&proxy_url).require_signatures(false);
+    assert!(matches!(Client::new(&proxy_url).validate(validate(key, None)).await, Err(Error::Config(_))));
     app.activate(activate(key, "dev-1")).await.expect("an untouched answer passes");
 
     proxy.set(Tamper::Nothing);
@@ -487,7 +489,7 @@ async fn the_sdk_refuses_forged_altered_and_replayed_answers(server: TestServer)
 
     proxy.set(Tamper::MakeValid);
     let fooled = unchecked.validate(validate(key, Some("dev-1"))).await.unwrap();
-    assert!(fooled.valid, "without a key ring the altered answer is believed: the attack is real");
+    assert!(fooled.valid, "unchecked, the altered answer is believed: the attack is real");
     assert_mismatch(app.validate(validate(key, Some("dev-1"))).await, "\"valid\":false made true");
 
     proxy.set(Tamper::ForgeSignature);
