@@ -227,6 +227,11 @@ fn status_filters(filter: &Sql, status: LicenseStatus, expired_before: i64) -> V
     vec![filter]
 }
 
+/// Binds each id and returns their placeholders, comma-separated, for an `IN (…)`.
+fn in_list(sql: &mut Sql, ids: &[String]) -> String {
+    ids.iter().map(|id| sql.arg(id.as_str())).collect::<Vec<_>>().join(", ")
+}
+
 fn mismatched_activation() -> StoreError {
     StoreError::Conflict { code: "ACTIVATION_NOT_FOUND", message: "the activation is not on this license".into() }
 }
@@ -489,9 +494,10 @@ impl SqlStore {
     /// The list a query asks for, as disjoint parts whose union it is. Without a search, one part:
     /// the filters. A search (`q`) matches a key, a customer's email or name, or a product's name.
     /// Products are few, so the matching ones are read first and their licenses are one part, a
-    /// product filter; the licenses of other products whose key or customer matches are the other.
-    /// The matching customers are read first too, up to `CUSTOMER_IDS_UP_TO` of them, so that the
-    /// database finds their licenses by id through an index, beside the key's trigram index.
+    /// product filter. The matching customers are read first too: up to `CUSTOMER_IDS_UP_TO` of
+    /// them, their other licenses are the next part, a customer filter that the customer index
+    /// counts and walks; the licenses left whose key matches are the last part, found through the
+    /// key's trigram index. More customers than that are matched inside that last part instead.
     async fn license_parts(&self, environment: &str, query: &LicenseQuery) -> Result<Vec<LicensePart>> {
         let mut filter = Sql::default();
         let env = filter.arg(environment);
@@ -527,35 +533,35 @@ impl SqlStore {
         customers.push(&format!("{} LIMIT {}", self.backend.customer_matches(&e, &t), CUSTOMER_IDS_UP_TO + 1));
         let customers = self.ids(&customers).await?;
         let mut parts = Vec::new();
+        let part_of = |filter: &Sql, column: &str, ids: &[String]| {
+            let mut filter = filter.clone();
+            let list = in_list(&mut filter, ids);
+            filter.push(&format!(" AND {column} IN ({list})"));
+            LicensePart { filter, condition: None, matched: None, env: env.clone(), whole_environment: false }
+        };
+        // Up to CUSTOMER_IDS_UP_TO were read; one more says there are too many to list.
+        let few_customers = !customers.is_empty() && customers.len() <= CUSTOMER_IDS_UP_TO;
         for mut filter in filters {
             if !products.is_empty() {
-                let mut of_products = filter.clone();
-                let placeholders: Vec<String> = products.iter().map(|id| of_products.arg(id.as_str())).collect();
-                of_products.push(&format!(" AND l.product_id IN ({})", placeholders.join(", ")));
-                parts.push(LicensePart {
-                    filter: of_products,
-                    condition: None,
-                    matched: None,
-                    env: env.clone(),
-                    whole_environment: false,
-                });
-                let placeholders: Vec<String> = products.iter().map(|id| filter.arg(id.as_str())).collect();
-                filter.push(&format!(" AND l.product_id NOT IN ({})", placeholders.join(", ")));
+                parts.push(part_of(&filter, "l.product_id", &products));
+                let list = in_list(&mut filter, &products);
+                filter.push(&format!(" AND l.product_id NOT IN ({list})"));
+            }
+            // The matching customers' licenses, found and counted through the customer index.
+            if few_customers {
+                parts.push(part_of(&filter, "l.customer_id", &customers));
+                let list = in_list(&mut filter, &customers);
+                filter.push(&format!(" AND (l.customer_id IS NULL OR l.customer_id NOT IN ({list}))"));
             }
             let term = term.bind(&mut filter);
-            let customers = if customers.is_empty() {
-                None
-            } else if customers.len() <= CUSTOMER_IDS_UP_TO {
-                Some(customers.iter().map(|id| filter.arg(id.as_str())).collect::<Vec<_>>().join(", "))
-            } else {
-                Some(self.backend.customer_matches(&env, &term))
-            };
+            let many_customers =
+                (customers.len() > CUSTOMER_IDS_UP_TO).then(|| self.backend.customer_matches(&env, &term));
             let key = self.backend.key_condition(&env, &term);
-            let condition = match &customers {
+            let condition = match &many_customers {
                 Some(customers) => format!("({key} OR l.customer_id IN ({customers}))"),
                 None => key,
             };
-            let matched = self.backend.key_matches(&env, &term).map(|keys| match &customers {
+            let matched = self.backend.key_matches(&env, &term).map(|keys| match &many_customers {
                 Some(customers) => {
                     format!("{keys} UNION SELECT sl.id FROM licenses sl WHERE sl.customer_id IN ({customers})")
                 }
