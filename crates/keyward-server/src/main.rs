@@ -15,6 +15,11 @@ use keyward_store::{Audit, Backend, Dump, Store};
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
+/// mimalloc: requests allocate on one thread and free on another (the validation recorder), where
+/// glibc's per-thread arenas spend CPU consolidating and keep memory they no longer use.
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 #[derive(Parser)]
 #[command(name = "keyward", version, about = "Self-hosted license key management")]
 struct Cli {
