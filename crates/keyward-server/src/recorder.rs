@@ -1,11 +1,12 @@
 //! Validation counts and history, written behind the answers every half second and flushed on
 //! graceful shutdown. A crash loses at most that window of counters, never a change.
 
-use keyward_store::{Store, StoreError, ValidationRecord};
-use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::Arc;
+use chrono::{DateTime, Utc};
+use keyward_store::{Store, StoreError, ValidationCount, ValidationRecord};
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
-use tokio::sync::mpsc::{self, error::TryRecvError};
+use tokio::sync::mpsc::{self, error::TryRecvError, error::TrySendError};
 use tokio::task::JoinHandle;
 
 const FLUSH_EVERY: Duration = Duration::from_millis(500);
@@ -16,25 +17,38 @@ const QUEUE: usize = 200_000;
 /// connection passes, and the failed transaction wrote nothing.
 const RETRY_AFTER: Duration = Duration::from_millis(100);
 
+/// Validations that found the queue full, summed per (environment, license): counted, though
+/// their history rows are gone.
+type Overflow = Mutex<HashMap<(String, String), (i64, DateTime<Utc>)>>;
+
 #[derive(Clone)]
 pub struct Recorder {
     queue: mpsc::Sender<ValidationRecord>,
-    /// Records dropped because the queue was full, reported by the writer once per flush.
-    dropped: Arc<AtomicU64>,
+    overflow: Arc<Overflow>,
 }
 
 impl Recorder {
     /// Starts the writer; it ends, after a last flush, when every `Recorder` clone is dropped.
     pub fn start(store: Arc<dyn Store>) -> (Recorder, JoinHandle<()>) {
-        let (queue, mut incoming) = mpsc::channel::<ValidationRecord>(QUEUE);
-        let dropped = Arc::new(AtomicU64::new(0));
-        let dropped_seen = dropped.clone();
+        Recorder::start_with_queue(store, QUEUE)
+    }
+
+    fn start_with_queue(store: Arc<dyn Store>, queue: usize) -> (Recorder, JoinHandle<()>) {
+        let (queue, mut incoming) = mpsc::channel::<ValidationRecord>(queue);
+        let overflow = Arc::new(Overflow::default());
+        let overflowed = overflow.clone();
         let writer = tokio::spawn(async move {
             let mut batch = Vec::with_capacity(BATCH);
+            let mut behind = false;
             loop {
                 // A timer, not a wait on the queue: validations queue up without waking the writer,
                 // and a busy half second is one transaction, not one per wake-up.
-                tokio::time::sleep(FLUSH_EVERY).await;
+                if !behind {
+                    tokio::time::sleep(FLUSH_EVERY).await;
+                }
+                // What waits now, and no more: the overflow is written each round even when
+                // validations arrive faster than they are written.
+                let mut waiting = incoming.len().max(1);
                 let closed = loop {
                     match incoming.try_recv() {
                         Ok(record) => {
@@ -42,29 +56,65 @@ impl Recorder {
                             if batch.len() == BATCH {
                                 flush(store.as_ref(), &mut batch).await;
                             }
+                            waiting -= 1;
+                            if waiting == 0 {
+                                break false;
+                            }
                         }
                         Err(TryRecvError::Empty) => break false,
                         Err(TryRecvError::Disconnected) => break true,
                     }
                 };
                 flush(store.as_ref(), &mut batch).await;
-                let lost = dropped_seen.swap(0, Ordering::Relaxed);
-                if lost > 0 {
-                    tracing::warn!(lost, "the validation queue was full; this many validations went unrecorded");
-                }
+                count_overflow(store.as_ref(), &overflowed).await;
                 if closed {
                     break;
                 }
+                behind = incoming.len() >= BATCH;
             }
         });
-        (Recorder { queue, dropped }, writer)
+        (Recorder { queue, overflow }, writer)
     }
 
-    /// Queues one validation; never waits (a full queue drops the record and says so).
+    /// Queues one validation; never waits. When the queue is full the validation is still
+    /// counted, in memory until the next write, but its history row is dropped.
     pub fn record(&self, record: ValidationRecord) {
-        if self.queue.try_send(record).is_err() {
-            self.dropped.fetch_add(1, Ordering::Relaxed);
+        if let Err(TrySendError::Full(record) | TrySendError::Closed(record)) = self.queue.try_send(record) {
+            let mut overflow = self.overflow.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+            let (count, last) = overflow.entry((record.environment, record.license_id)).or_insert((0, record.at));
+            *count += 1;
+            *last = (*last).max(record.at);
         }
+    }
+}
+
+/// Writes the counts of validations that found the queue full, and says how many lost their row.
+async fn count_overflow(store: &dyn Store, overflow: &Overflow) {
+    let counts: Vec<ValidationCount> = std::mem::take(&mut *overflow.lock().unwrap_or_else(|p| p.into_inner()))
+        .into_iter()
+        .map(|((environment, license_id), (count, last_at))| ValidationCount {
+            environment,
+            license_id,
+            count,
+            last_at,
+        })
+        .collect();
+    if counts.is_empty() {
+        return;
+    }
+    let validations: i64 = counts.iter().map(|c| c.count).sum();
+    tracing::warn!(
+        validations,
+        licenses = counts.len(),
+        "the validation queue was full: these validations are counted, without history rows"
+    );
+    let mut written = store.count_validations(&counts).await;
+    if written.is_err() {
+        tokio::time::sleep(RETRY_AFTER).await;
+        written = store.count_validations(&counts).await;
+    }
+    if let Err(err) = written {
+        tracing::warn!(error = %err, validations, "could not count validations; dropping them");
     }
 }
 
@@ -86,4 +136,47 @@ async fn write(store: &dyn Store, batch: &[ValidationRecord]) -> Result<(), Stor
         return store.record_validations(batch).await;
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use keyward_core::ValidationCode;
+    use keyward_store::testing;
+
+    #[tokio::test]
+    async fn a_full_queue_loses_history_rows_but_never_a_count() {
+        let (store, _dir) = testing::fresh_sqlite().await;
+        let product = testing::product("production", "Acme");
+        let generator = testing::generator(&product);
+        store.create_product(&product, &testing::audit("product.created")).await.unwrap();
+        store.create_generator(&generator, &testing::audit("generator.created")).await.unwrap();
+        let license = testing::license(&generator, &product, "KEY-1");
+        store.insert_licenses(std::slice::from_ref(&license), &testing::audit("license.created")).await.unwrap();
+        let store: Arc<dyn Store> = Arc::new(store);
+
+        let (recorder, writer) = Recorder::start_with_queue(store.clone(), 10);
+        let last = Utc::now();
+        for i in 0..100 {
+            recorder.record(ValidationRecord {
+                environment: "production".into(),
+                license_id: license.id.clone(),
+                at: last - chrono::Duration::seconds(100 - i),
+                code: ValidationCode::Valid,
+                fingerprint: None,
+                ip: None,
+            });
+        }
+        drop(recorder);
+        writer.await.unwrap();
+
+        let after = store.license("production", &license.id).await.unwrap().unwrap();
+        assert_eq!(after.validation_count, 100);
+        assert_eq!(
+            after.last_validated_at.map(|t| t.timestamp()),
+            Some((last - chrono::Duration::seconds(1)).timestamp())
+        );
+        let history = store.validations("production", &license.id, &keyward_store::ListQuery::default()).await.unwrap();
+        assert_eq!(history.total, 10, "the ten that fitted in the queue");
+    }
 }

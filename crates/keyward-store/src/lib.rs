@@ -130,6 +130,8 @@ pub trait Store: Send + Sync + 'static {
 
     // Validation history, written behind the answers in batches.
     async fn record_validations(&self, batch: &[ValidationRecord]) -> Result<()>;
+    /// Adds to licenses' validation counts and last validation times, with no history rows.
+    async fn count_validations(&self, counts: &[ValidationCount]) -> Result<()>;
     async fn validations(
         &self,
         environment: &str,

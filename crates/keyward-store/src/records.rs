@@ -219,6 +219,15 @@ pub struct ValidationRecord {
     pub ip: Option<String>,
 }
 
+/// Validations of one license counted without their history rows (the history queue was full).
+#[derive(Debug, Clone, PartialEq)]
+pub struct ValidationCount {
+    pub environment: String,
+    pub license_id: String,
+    pub count: i64,
+    pub last_at: DateTime<Utc>,
+}
+
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct AuditEvent {
     pub id: String,

@@ -1072,6 +1072,22 @@ async fn validations_are_batched_behind() {
         assert_eq!(rest.next_cursor, None);
         assert_eq!(store.validations(PROD, "lic_deleted_meanwhile", &list(3)).await.unwrap().total, 0);
         assert_eq!(store.validations(STAGING, &a.id, &list(3)).await.unwrap().total, 0);
+
+        // Counts without history rows (the server's queue was full): added, the latest time kept.
+        let counted = |license: &License, count, seconds| ValidationCount {
+            environment: PROD.into(),
+            license_id: license.id.clone(),
+            count,
+            last_at: t0 + Duration::seconds(seconds),
+        };
+        let counts = [counted(&a, 1000, 20), counted(&b, 7, 0), counted(&gone, 3, 30), counted(&a, 5, 1)];
+        store.count_validations(&counts).await.unwrap();
+        store.count_validations(&[]).await.unwrap();
+        let a_now = store.license(PROD, &a.id).await.unwrap().unwrap();
+        assert_eq!((a_now.validation_count, a_now.last_validated_at), (1009, Some(t0 + Duration::seconds(20))));
+        let b_now = store.license(PROD, &b.id).await.unwrap().unwrap();
+        assert_eq!((b_now.validation_count, b_now.last_validated_at), (8, Some(t0 + Duration::seconds(1))));
+        assert_eq!(store.validations(PROD, &a.id, &list(3)).await.unwrap().total, 4, "no history rows");
     })
     .await;
 }

@@ -8,7 +8,7 @@ use super::rows::{
 use super::{is_foreign_key_violation, is_unique_violation, missing_reference, SqlStore};
 use crate::{
     Activation, ActivationChange, Audit, License, LicenseChanged, LicenseDeleteCheck, LicenseEdit, LicenseQuery,
-    LicenseSort, ListQuery, Order, Page, Result, StoreError, ValidationRecord,
+    LicenseSort, ListQuery, Order, Page, Result, StoreError, ValidationCount, ValidationRecord,
 };
 use keyward_core::LicenseStatus;
 use serde_json::json as json_value;
@@ -225,6 +225,23 @@ fn status_filters(filter: &Sql, status: LicenseStatus, expired_before: i64) -> V
         filter.push(&format!(" AND l.status = {status_arg}"));
     }
     vec![filter]
+}
+
+/// One license's validations: `(license, environment)`, then `(count, latest time in micros)`.
+type LicenseCount<'a> = ((&'a str, &'a str), (i64, i64));
+
+/// Validations summed per license, in id order, so two batches on two nodes never wait for each
+/// other in a circle.
+fn per_license<'a>(
+    validations: impl Iterator<Item = (&'a str, &'a str, i64, chrono::DateTime<chrono::Utc>)>,
+) -> Vec<LicenseCount<'a>> {
+    let mut per_license: BTreeMap<(&str, &str), (i64, i64)> = BTreeMap::new();
+    for (license_id, environment, count, at) in validations {
+        let entry = per_license.entry((license_id, environment)).or_insert((0, i64::MIN));
+        entry.0 += count;
+        entry.1 = entry.1.max(micros(at));
+    }
+    per_license.into_iter().collect()
 }
 
 /// Binds each id and returns their placeholders, comma-separated, for an `IN (…)`.
@@ -819,16 +836,36 @@ impl SqlStore {
         if batch.is_empty() {
             return Ok(());
         }
-        // Licenses in id order, so two batches on two nodes never wait for each other in a circle.
-        let mut per_license: BTreeMap<(&str, &str), (i64, i64)> = BTreeMap::new();
-        for record in batch {
-            let entry =
-                per_license.entry((record.license_id.as_str(), record.environment.as_str())).or_insert((0, i64::MIN));
-            entry.0 += 1;
-            entry.1 = entry.1.max(micros(record.at));
-        }
-        let per_license: Vec<_> = per_license.into_iter().collect();
+        let per_license = per_license(batch.iter().map(|r| (r.license_id.as_str(), r.environment.as_str(), 1, r.at)));
         let mut tx = self.begin_write().await?;
+        let counted = self.add_validation_counts(&mut tx, &per_license).await?;
+        // A license deleted since the validation takes its history with it.
+        let kept: Vec<&ValidationRecord> = batch.iter().filter(|r| counted.contains(&r.license_id)).collect();
+        insert_many(&mut tx, self.backend, "validations", &VALIDATION_INSERT_COLUMNS, &kept, |r| validation_args(r))
+            .await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
+    /// Validation counts without history rows.
+    pub(crate) async fn write_validation_counts(&self, counts: &[ValidationCount]) -> Result<()> {
+        if counts.is_empty() {
+            return Ok(());
+        }
+        let per_license =
+            per_license(counts.iter().map(|c| (c.license_id.as_str(), c.environment.as_str(), c.count, c.last_at)));
+        let mut tx = self.begin_write().await?;
+        self.add_validation_counts(&mut tx, &per_license).await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
+    /// Adds each license's count and latest time; answers the ids of the licenses that exist.
+    async fn add_validation_counts(
+        &self,
+        tx: &mut Transaction<'static, Any>,
+        per_license: &[LicenseCount<'_>],
+    ) -> Result<HashSet<String>> {
         let mut counted = HashSet::new();
         // One statement a chunk, not one a license: a busy second touches thousands of licenses.
         for chunk in per_license.chunks(COUNTS_PER_STATEMENT) {
@@ -848,16 +885,11 @@ impl SqlStore {
                  FROM v WHERE licenses.id = v.license AND licenses.environment = v.env RETURNING id",
                 values.join(", ")
             ));
-            for row in sql.query().persistent(false).fetch_all(&mut *tx).await? {
+            for row in sql.query().persistent(false).fetch_all(&mut **tx).await? {
                 counted.insert(sqlx::Row::try_get::<String, _>(&row, "id")?);
             }
         }
-        // A license deleted since the validation takes its history with it.
-        let kept: Vec<&ValidationRecord> = batch.iter().filter(|r| counted.contains(&r.license_id)).collect();
-        insert_many(&mut tx, self.backend, "validations", &VALIDATION_INSERT_COLUMNS, &kept, |r| validation_args(r))
-            .await?;
-        tx.commit().await?;
-        Ok(())
+        Ok(counted)
     }
 
     pub(crate) async fn list_validations(

@@ -322,6 +322,10 @@ impl Store for SqlStore {
         self.write_validations(batch).await
     }
 
+    async fn count_validations(&self, counts: &[ValidationCount]) -> Result<()> {
+        self.write_validation_counts(counts).await
+    }
+
     async fn validations(
         &self,
         environment: &str,
