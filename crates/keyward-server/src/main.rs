@@ -264,6 +264,9 @@ async fn generate(
         done += batch;
         eprintln!("generated {done}/{count} ({:.1} s)", started.elapsed().as_secs_f64());
     }
+    if count >= GENERATE_BATCH {
+        store.refresh_statistics().await?;
+    }
     println!("generated {count} licenses in {:.1} s", started.elapsed().as_secs_f64());
     Ok(())
 }

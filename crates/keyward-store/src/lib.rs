@@ -61,6 +61,10 @@ pub trait Store: Send + Sync + 'static {
     /// Succeeds when the database answers (for `/readyz`).
     async fn ping(&self) -> Result<()>;
 
+    /// After a bulk load: brings the planner's statistics (and PostgreSQL's visibility map, which
+    /// index-only counts need) up to the new rows, instead of waiting for autovacuum.
+    async fn refresh_statistics(&self) -> Result<()>;
+
     // Environments and their settings.
     async fn environments(&self) -> Result<Vec<String>>;
     async fn settings(&self, environment: &str) -> Result<Settings>;

@@ -12,6 +12,7 @@ use keyward_core::{LicenseStatus, Refusal};
 use keyward_store::testing::{self, audit, now, on_each_backend};
 use keyward_store::*;
 use serde_json::json;
+use sqlx::Connection;
 use std::collections::HashSet;
 
 const PROD: &str = "production";
@@ -1223,6 +1224,40 @@ async fn many_nodes_migrate_one_postgres_at_once() {
     for store in stores {
         store.close().await;
     }
+}
+
+#[tokio::test]
+async fn statistics_are_refreshed_after_a_bulk_load() {
+    on_each_backend(|store| async move {
+        let (product, generator) = catalog(&store, PROD).await;
+        let licenses: Vec<License> =
+            (0..100).map(|i| testing::license(&generator, &product, &format!("BULK-{i:03}"))).collect();
+        store.insert_licenses(&licenses, &audit("license.created")).await.unwrap();
+        store.refresh_statistics().await.unwrap();
+    })
+    .await;
+    // On PostgreSQL it vacuums and analyses: the server's own statistics say so.
+    let Some(database) = testing::PostgresDatabase::create().await else { return };
+    let store = database.open().await;
+    store.refresh_statistics().await.unwrap();
+    let mut conn = sqlx::PgConnection::connect(&database.url).await.unwrap();
+    let mut refreshed = false;
+    for _ in 0..50 {
+        let row: (bool,) = sqlx::query_as(
+            "SELECT last_vacuum IS NOT NULL AND last_analyze IS NOT NULL FROM pg_stat_user_tables \
+             WHERE relname = 'licenses'",
+        )
+        .fetch_one(&mut conn)
+        .await
+        .unwrap();
+        if row.0 {
+            refreshed = true;
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    assert!(refreshed, "licenses were vacuumed and analysed");
+    store.close().await;
 }
 
 #[tokio::test]

@@ -259,6 +259,17 @@ impl Backend {
         }
     }
 
+    /// Statements that refresh the planner's view of the license tables after a bulk load.
+    /// PostgreSQL: right after a million inserts, with statistics of the empty tables the
+    /// migration analysed and no visibility map, an unfiltered page took 140-190 ms instead of
+    /// 45-55 ms (measured at 1M; VACUUM (ANALYZE) itself took 0.8 s). SQLite plans well without.
+    pub(crate) fn refresh_statistics(self) -> &'static [&'static str] {
+        match self {
+            Backend::Sqlite => &[],
+            Backend::Postgres => &["VACUUM (ANALYZE) licenses, customers"],
+        }
+    }
+
     /// The most bind parameters one statement may carry (SQLite 32766, PostgreSQL 65535).
     pub(crate) fn max_binds(self) -> usize {
         match self {

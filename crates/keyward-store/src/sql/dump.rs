@@ -260,7 +260,7 @@ impl SqlStore {
             other => other,
         })?;
         tx.commit().await?;
-        Ok(())
+        crate::Store::refresh_statistics(self).await
     }
 
     async fn import_data(&self, conn: &mut AnyConnection, data: &DumpData) -> Result<()> {

@@ -184,6 +184,13 @@ impl Store for SqlStore {
         self.backend
     }
 
+    async fn refresh_statistics(&self) -> Result<()> {
+        for statement in self.backend.refresh_statistics() {
+            sqlx::raw_sql(statement).execute(&self.writer).await?;
+        }
+        Ok(())
+    }
+
     async fn ping(&self) -> Result<()> {
         sqlx::query("SELECT 1 AS one").fetch_one(&self.reader).await?;
         Ok(())
