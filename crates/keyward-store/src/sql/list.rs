@@ -125,19 +125,9 @@ pub(crate) struct Position {
     pub tie: Key,
 }
 
-/// A list order that more than one statement serves: the rows of every slice are merged by
-/// their positions.
-#[derive(Debug, Clone, Copy)]
-pub(crate) struct Ordering<'a> {
-    /// Names the sort inside the cursor, as `Keyset::tag`.
-    pub tag: &'a str,
-    /// The sort expression every row is read back with (`k_sort`).
-    pub sort: &'a str,
-    pub sort_kind: Kind,
-    pub tie: &'a str,
-    pub tie_kind: Kind,
-    pub order: Order,
-}
+/// A keyset served by more than one statement: the rows of every slice are merged by their
+/// positions (the sort is read back as `k_sort`, the tie-breaker as `k_tie`).
+pub(crate) type Ordering<'a> = Keyset<'a>;
 
 /// How a slice of a list reaches its rows in order.
 #[derive(Debug, Clone)]
