@@ -185,7 +185,9 @@ async fn activation_limit_holds_under_concurrency(server: TestServer) {
     assert_eq!((created, refused), (3, attempts - 3));
     let license = admin.license(&key).await.unwrap();
     assert_eq!(license["activation_count"], 3);
-    assert_eq!(admin.activations(license["id"].as_str().unwrap()).await.unwrap()["data"].as_array().unwrap().len(), 3);
+    let activations = admin.activations(license["id"].as_str().unwrap()).await.unwrap();
+    assert_eq!(activations["data"].as_array().unwrap().len(), 3);
+    assert_eq!((&activations["total"], &activations["next_cursor"]), (&json!(3), &json!(null)), "the list shape");
 }
 
 async fn domains_activate_on_the_spot(server: TestServer) {

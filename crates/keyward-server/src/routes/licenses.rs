@@ -545,22 +545,19 @@ fn past_tense(action: Action) -> &'static str {
     }
 }
 
-#[derive(Debug, serde::Serialize, ToSchema)]
-pub struct Activations {
-    pub data: Vec<ActivationView>,
-}
-
 #[utoipa::path(get, path = "/licenses/{id}/activations", tag = "licenses", security(("token" = [])),
-    responses((status = 200, body = Activations), (status = 404, body = keyward_core::api::ErrorBody)))]
+    responses((status = 200, body = Page<ActivationView>, description = "every activation, in one page"), (status = 404, body = keyward_core::api::ErrorBody)))]
 pub async fn license_activations(
     State(state): State<AppState>,
     caller: Caller,
     Path(IdPath { id }): Path<IdPath>,
-) -> ApiResult<Json<Activations>> {
+) -> ApiResult<Json<Page<ActivationView>>> {
     caller.require(Permission::Read)?;
     let license = license_of(&state, &caller.environment, &id).await?;
     let activations = state.store.activations(&caller.environment, &license.id).await?;
-    Ok(Json(Activations { data: activations.into_iter().map(ActivationView::from).collect() }))
+    // At most the activation limit of a license: the list shape, whole, with no further page.
+    let total = activations.len() as i64;
+    Ok(Json(Page { data: activations.into_iter().map(ActivationView::from).collect(), next_cursor: None, total }))
 }
 
 #[utoipa::path(get, path = "/licenses/{id}/usage", tag = "licenses", params(PageParams), security(("token" = [])),
