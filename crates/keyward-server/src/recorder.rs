@@ -108,12 +108,7 @@ async fn count_overflow(store: &dyn Store, overflow: &Overflow) {
         licenses = counts.len(),
         "the validation queue was full: these validations are counted, without history rows"
     );
-    let mut written = store.count_validations(&counts).await;
-    if written.is_err() {
-        tokio::time::sleep(RETRY_AFTER).await;
-        written = store.count_validations(&counts).await;
-    }
-    if let Err(err) = written {
+    if let Err(err) = twice(|| store.count_validations(&counts)).await {
         tracing::warn!(error = %err, validations, "could not count validations; dropping them");
     }
 }
@@ -123,17 +118,22 @@ async fn flush(store: &dyn Store, batch: &mut Vec<ValidationRecord>) {
     if batch.is_empty() {
         return;
     }
-    if let Err(err) = write(store, batch).await {
+    if let Err(err) = twice(|| store.record_validations(batch)).await {
         tracing::warn!(error = %err, records = batch.len(), "could not record validations; dropping this batch");
     }
     batch.clear();
 }
 
-async fn write(store: &dyn Store, batch: &[ValidationRecord]) -> Result<(), StoreError> {
-    if let Err(err) = store.record_validations(batch).await {
+/// Runs a write, and once more after `RETRY_AFTER` if it fails.
+async fn twice<F, W>(write: W) -> Result<(), StoreError>
+where
+    W: Fn() -> F,
+    F: std::future::Future<Output = Result<(), StoreError>>,
+{
+    if let Err(err) = write().await {
         tracing::debug!(error = %err, "could not record validations; trying once more");
         tokio::time::sleep(RETRY_AFTER).await;
-        return store.record_validations(batch).await;
+        return write().await;
     }
     Ok(())
 }
