@@ -752,20 +752,26 @@ fn sort_value(license: &License, sort: LicenseSort) -> (i64, String) {
     }
 }
 
+/// Every license the query lists, in pages of 7, and the total.
 async fn page_through(store: &SqlStore, query: &LicenseQuery) -> (Vec<License>, i64) {
+    pages_of(store, query, 7, 1_000).await
+}
+
+/// Every license the query lists, in pages of `size`, and the total (the same on every page).
+async fn pages_of(store: &SqlStore, query: &LicenseQuery, size: u32, at_most: usize) -> (Vec<License>, i64) {
     let mut seen = Vec::new();
-    let mut query = LicenseQuery { limit: 7, cursor: None, ..query.clone() };
+    let mut query = LicenseQuery { limit: size, cursor: None, ..query.clone() };
     let mut total = None;
     loop {
         let page = store.licenses(PROD, &query).await.unwrap();
-        assert!(page.data.len() <= 7);
+        assert!(page.data.len() <= size as usize);
         assert_eq!(*total.get_or_insert(page.total), page.total, "total is the same on every page");
         seen.extend(page.data);
         match page.next_cursor {
             Some(cursor) => query.cursor = Some(cursor),
             None => return (seen, total.unwrap()),
         }
-        assert!(seen.len() <= 1000, "paging does not end");
+        assert!(seen.len() <= at_most, "paging does not end");
     }
 }
 
@@ -914,21 +920,10 @@ async fn catalog_named(store: &SqlStore, name: &str) -> (Product, Generator) {
     (product, generator)
 }
 
-/// Every license the query lists, in pages of 500, and the total.
+/// The ids of every license the query lists, in pages of 500, and the total.
 async fn page_all(store: &SqlStore, query: &LicenseQuery) -> (Vec<String>, i64) {
-    let mut seen = Vec::new();
-    let mut query = LicenseQuery { limit: 500, cursor: None, ..query.clone() };
-    let mut total = None;
-    loop {
-        let page = store.licenses(PROD, &query).await.unwrap();
-        assert_eq!(*total.get_or_insert(page.total), page.total, "total is the same on every page");
-        seen.extend(page.data.into_iter().map(|l| l.id));
-        match page.next_cursor {
-            Some(cursor) => query.cursor = Some(cursor),
-            None => return (seen, total.unwrap()),
-        }
-        assert!(seen.len() <= 10_000, "paging does not end");
-    }
+    let (licenses, total) = pages_of(store, query, 500, 10_000).await;
+    (licenses.into_iter().map(|l| l.id).collect(), total)
 }
 
 #[tokio::test]
@@ -990,6 +985,47 @@ async fn large_license_lists_walk_in_order() {
             assert_eq!(total, expected.len() as i64, "{q}");
         }
         assert!(licenses.iter().any(|l| searched(l, "customer.number07@sample.org")));
+    })
+    .await;
+}
+
+/// More customers match than the store reads as ids (1,000), and more licenses than a list sorts
+/// whole (5,000): the customers are matched inside the statements, which walk the sort's index.
+#[tokio::test]
+async fn a_search_matching_thousands_of_customers_lists_each_license_once() {
+    on_each_backend(|store| async move {
+        let (product, generator) = catalog(&store, PROD).await;
+        let base = now();
+        let mut licenses = Vec::new();
+        for i in 0..5_050 {
+            let customer = testing::customer(PROD, &format!("Reseller {i:04}"), &format!("buyer{i:04}@shop.example"));
+            store.create_customer(&customer, &audit("customer.created")).await.unwrap();
+            // Every tenth one's key matches too: found through both, listed once.
+            let key = if i % 10 == 0 { format!("RESELLER-{i:04}") } else { format!("K-{i:04}") };
+            let mut license = testing::assigned(testing::license(&generator, &product, &key), &customer);
+            license.expires_at = Some(base + Duration::hours(((i * 7_919) % 5_050) as i64));
+            licenses.push(license);
+        }
+        // Keys that match with no customer, and licenses that do not match at all.
+        licenses.extend((0..10).map(|i| testing::license(&generator, &product, &format!("RESELLER-FREE-{i}"))));
+        licenses.extend((0..10).map(|i| testing::license(&generator, &product, &format!("OTHER-{i}"))));
+        store.insert_licenses(&licenses, &audit("license.created")).await.unwrap();
+
+        let expected: HashSet<String> =
+            licenses.iter().filter(|l| !l.key.starts_with("OTHER")).map(|l| l.id.clone()).collect();
+        assert_eq!(expected.len(), 5_060);
+        for (sort, order) in [(LicenseSort::CreatedAt, Order::Desc), (LicenseSort::ExpiresAt, Order::Asc)] {
+            let query = LicenseQuery { q: Some("reseller".into()), sort, order, ..license_query() };
+            let (seen, total) = page_all(&store, &query).await;
+            assert_eq!(total, 5_060, "{sort:?}");
+            assert_eq!(seen.len(), 5_060, "{sort:?}: each license once");
+            let mut in_order: Vec<&License> = licenses.iter().filter(|l| expected.contains(&l.id)).collect();
+            in_order.sort_by(|a, b| (sort_value(a, sort), &a.id).cmp(&(sort_value(b, sort), &b.id)));
+            if order == Order::Desc {
+                in_order.reverse();
+            }
+            assert!(seen.iter().eq(in_order.iter().map(|l| &l.id)), "{sort:?} {order:?}: the order differs");
+        }
     })
     .await;
 }
