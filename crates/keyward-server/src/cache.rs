@@ -1,5 +1,6 @@
-//! The validation hot path's memory: a compact snapshot of each license by key (unknown keys
-//! too), invalidated on every change, so a validation costs no database round trip.
+//! The validation hot path's memory: a compact snapshot of each license by a keyed hash of its
+//! key (unknown keys too), invalidated on every change, so a validation costs no database round
+//! trip.
 
 use chrono::{DateTime, Utc};
 use dashmap::DashMap;
@@ -9,18 +10,21 @@ use keyward_core::values::ActivationLimit;
 use keyward_core::LicenseStatus;
 use keyward_store::{Activation, License, Store, StoreError};
 use serde_json::Value;
+use siphasher::sip128::SipHasher13;
 use std::collections::HashMap;
+use std::fmt;
+use std::hash::Hash;
 use std::sync::atomic::{AtomicI64, AtomicU64, AtomicUsize, Ordering};
 use std::sync::Arc;
 
 /// What validation needs of one license, and no more: a million of these must fit in a few
-/// hundred MB, so products and feature flags are shared between licenses.
+/// hundred MB, so the id is kept as bytes and products, flag sets and emails are shared.
 pub struct Snapshot {
-    pub id: Box<str>,
+    id: LicenseId,
     pub status: LicenseStatus,
     pub expires_at: Option<DateTime<Utc>>,
     pub product: Arc<ProductRef>,
-    pub customer_email: Option<Box<str>>,
+    pub customer_email: Option<Arc<str>>,
     pub activation_limit: ActivationLimit,
     pub activation_count: i64,
     pub feature_flags: Arc<Value>,
@@ -32,6 +36,10 @@ pub struct Snapshot {
 }
 
 impl Snapshot {
+    pub fn id(&self) -> String {
+        self.id.to_string()
+    }
+
     pub fn facts(&self) -> LicenseFacts<'_> {
         LicenseFacts {
             status: self.status,
@@ -44,7 +52,7 @@ impl Snapshot {
     /// The license as an answer shows it, counting `extra` validations this node made since load.
     pub fn summary(&self, status: LicenseStatus, extra: i64, validated_at: Option<DateTime<Utc>>) -> LicenseSummary {
         LicenseSummary {
-            id: self.id.to_string(),
+            id: self.id(),
             status,
             product: (*self.product).clone(),
             customer_email: self.customer_email.as_deref().map(str::to_owned),
@@ -58,19 +66,91 @@ impl Snapshot {
     }
 }
 
+/// A license id in 16 bytes when it has keyward's own shape (`lic_` and 32 lower-case hex
+/// digits); any other id (say, an imported one) is kept as written.
+enum LicenseId {
+    Own([u8; 16]),
+    Other(Box<str>),
+}
+
+impl LicenseId {
+    const PREFIX: &'static str = "lic_";
+
+    fn new(id: String) -> Self {
+        let mut bytes = [0; 16];
+        match id.strip_prefix(Self::PREFIX) {
+            Some(digits)
+                if digits.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f'))
+                    && hex::decode_to_slice(digits, &mut bytes).is_ok() =>
+            {
+                LicenseId::Own(bytes)
+            }
+            _ => LicenseId::Other(id.into()),
+        }
+    }
+}
+
+impl fmt::Display for LicenseId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            LicenseId::Own(bytes) => write!(f, "{}{}", Self::PREFIX, hex::encode(bytes)),
+            LicenseId::Other(id) => f.write_str(id),
+        }
+    }
+}
+
+/// A license key as the cache holds it: 128 bits of SipHash under a secret drawn at start, so a
+/// million keys cost no strings, and no one can choose two keys that land on one entry.
+#[derive(Clone, Copy, PartialEq, Eq, Hash)]
+struct KeyHash(u128);
+
+struct KeyHasher(SipHasher13);
+
+impl KeyHasher {
+    fn new() -> Self {
+        KeyHasher(SipHasher13::new_with_key(&rand::random()))
+    }
+
+    fn hash(&self, key: &str) -> KeyHash {
+        KeyHash(self.0.hash(key.as_bytes()).as_u128())
+    }
+}
+
+/// Values many licenses hold alike, each held once: up to `MAX_SHARED` of them, then copied.
+struct Shared<K, V>(DashMap<K, V>);
+
+impl<K: Eq + Hash, V: Clone> Shared<K, V> {
+    fn new() -> Self {
+        Shared(DashMap::new())
+    }
+
+    fn get_or(&self, key: K, make: impl FnOnce(&K) -> V) -> V {
+        if let Some(shared) = self.0.get(&key) {
+            return shared.clone();
+        }
+        let value = make(&key);
+        if self.0.len() < MAX_SHARED {
+            self.0.insert(key, value.clone());
+        }
+        value
+    }
+}
+
 /// How many unknown keys are remembered before the memory of them is dropped.
 const MAX_MISSING: usize = 100_000;
-/// How many distinct products or flag sets are shared before new ones are simply copied.
+/// How many distinct products, flag sets or emails are shared before new ones are simply copied.
 const MAX_SHARED: usize = 10_000;
 
 /// Keys by environment; `None` remembers that no license has the key, so a flood of wrong keys
 /// never reaches the database.
-type Entries = DashMap<Box<str>, Option<Arc<Snapshot>>>;
+type Entries = DashMap<KeyHash, Option<Arc<Snapshot>>>;
 
 pub struct LicenseCache {
     by_environment: HashMap<String, Entries>,
-    products: DashMap<(String, String), Arc<ProductRef>>,
-    flags: DashMap<String, Arc<Value>>,
+    keys: KeyHasher,
+    products: Shared<(String, String), Arc<ProductRef>>,
+    flags: Shared<String, Arc<Value>>,
+    emails: Shared<String, Arc<str>>,
     missing: AtomicUsize,
     /// Bumped by every invalidation; a load that raced one is not cached.
     epoch: AtomicU64,
@@ -80,8 +160,10 @@ impl LicenseCache {
     pub fn new(environments: &[String]) -> Self {
         LicenseCache {
             by_environment: environments.iter().map(|env| (env.clone(), DashMap::new())).collect(),
-            products: DashMap::new(),
-            flags: DashMap::new(),
+            keys: KeyHasher::new(),
+            products: Shared::new(),
+            flags: Shared::new(),
+            emails: Shared::new(),
             missing: AtomicUsize::new(0),
             epoch: AtomicU64::new(0),
         }
@@ -95,7 +177,8 @@ impl LicenseCache {
         key: &str,
     ) -> Result<Option<Arc<Snapshot>>, StoreError> {
         let Some(entries) = self.by_environment.get(environment) else { return Ok(None) };
-        if let Some(entry) = entries.get(key) {
+        let hash = self.keys.hash(key);
+        if let Some(entry) = entries.get(&hash) {
             return Ok(entry.clone());
         }
         let epoch = self.epoch.load(Ordering::Acquire);
@@ -106,14 +189,14 @@ impl LicenseCache {
         if loaded.is_none() && self.missing.fetch_add(1, Ordering::Relaxed) >= MAX_MISSING {
             self.forget_missing();
         }
-        self.remember(entries, key.into(), loaded.clone(), epoch);
+        self.remember(entries, hash, loaded.clone(), epoch);
         Ok(loaded)
     }
 
     /// Caches what was read since `epoch`, unless an invalidation came in between. The epoch is
     /// checked under the shard's lock and `invalidate` bumps it before removing, so a snapshot
     /// read before a change can never be seen by a request that starts after the change.
-    fn remember(&self, entries: &Entries, key: Box<str>, loaded: Option<Arc<Snapshot>>, epoch: u64) -> bool {
+    fn remember(&self, entries: &Entries, key: KeyHash, loaded: Option<Arc<Snapshot>>, epoch: u64) -> bool {
         match entries.entry(key) {
             dashmap::Entry::Occupied(_) => true,
             dashmap::Entry::Vacant(vacant) if self.epoch.load(Ordering::Acquire) == epoch => {
@@ -141,7 +224,7 @@ impl LicenseCache {
             let Some((last, _)) = page.last() else { return Ok(loaded) };
             after = Some(last.key.clone());
             for (license, activations) in page {
-                let key: Box<str> = license.key.as_str().into();
+                let key = self.keys.hash(&license.key);
                 if self.remember(entries, key, Some(Arc::new(self.snapshot(license, activations))), epoch) {
                     loaded += 1;
                 }
@@ -153,34 +236,20 @@ impl LicenseCache {
     }
 
     fn snapshot(&self, license: License, activations: Vec<Activation>) -> Snapshot {
-        let product_key = (license.product_id, license.product_name);
-        let product = match self.products.get(&product_key) {
-            Some(shared) => shared.clone(),
-            None => {
-                let product = Arc::new(ProductRef { id: product_key.0.clone(), name: product_key.1.clone() });
-                if self.products.len() < MAX_SHARED {
-                    self.products.insert(product_key, product.clone());
-                }
-                product
-            }
-        };
-        let flags_text = serde_json::to_string(license.feature_flags.as_map()).unwrap_or_default();
-        let feature_flags = match self.flags.get(&flags_text) {
-            Some(shared) => shared.clone(),
-            None => {
-                let flags = Arc::new(Value::Object(license.feature_flags.as_map().clone()));
-                if self.flags.len() < MAX_SHARED {
-                    self.flags.insert(flags_text, flags.clone());
-                }
-                flags
-            }
-        };
+        let product = self.products.get_or((license.product_id, license.product_name), |(id, name)| {
+            Arc::new(ProductRef { id: id.clone(), name: name.clone() })
+        });
+        let flags = license.feature_flags.as_map();
+        let feature_flags = self
+            .flags
+            .get_or(serde_json::to_string(flags).unwrap_or_default(), |_| Arc::new(Value::Object(flags.clone())));
+        let customer_email = license.customer.map(|c| self.emails.get_or(c.email, |email| email.as_str().into()));
         Snapshot {
-            id: license.id.into(),
+            id: LicenseId::new(license.id),
             status: license.status,
             expires_at: license.expires_at,
             product,
-            customer_email: license.customer.map(|c| c.email.into()),
+            customer_email,
             activation_limit: license.activation_limit,
             activation_count: license.activation_count,
             feature_flags,
@@ -195,7 +264,7 @@ impl LicenseCache {
     pub fn invalidate(&self, environment: &str, key: &str) {
         self.epoch.fetch_add(1, Ordering::AcqRel);
         if let Some(entries) = self.by_environment.get(environment) {
-            entries.remove(key);
+            entries.remove(&self.keys.hash(key));
         }
     }
 
@@ -249,7 +318,7 @@ mod tests {
         assert_eq!(cache.len(), 23);
         assert_eq!(cache.warm(&store, "staging").await.unwrap(), 0);
         let snapshot = cache.get(&store, "production", "KEY-007").await.unwrap().unwrap();
-        assert_eq!((&*snapshot.id, &*snapshot.product.name), (licenses[7].id.as_str(), "Acme"));
+        assert_eq!((snapshot.id(), &*snapshot.product.name), (licenses[7].id.clone(), "Acme"));
         cache.invalidate("production", "KEY-007");
         assert_eq!(cache.len(), 22);
         // unknown keys are remembered too, and forgotten after bulk creation elsewhere
@@ -265,10 +334,29 @@ mod tests {
         let entries = cache.by_environment.get("production").unwrap();
         let epoch = cache.epoch.load(Ordering::Acquire);
         cache.invalidate("production", "KEY-1");
-        assert!(!cache.remember(entries, "KEY-1".into(), None, epoch), "read before the change");
+        assert!(!cache.remember(entries, cache.keys.hash("KEY-1"), None, epoch), "read before the change");
         assert!(cache.is_empty());
         let epoch = cache.epoch.load(Ordering::Acquire);
-        assert!(cache.remember(entries, "KEY-1".into(), None, epoch));
+        assert!(cache.remember(entries, cache.keys.hash("KEY-1"), None, epoch));
         assert_eq!(cache.len(), 1);
+    }
+
+    #[test]
+    fn license_ids_come_back_as_they_were_written() {
+        let own = keyward_core::ids::new_id(keyward_core::ids::IdKind::License);
+        assert!(matches!(LicenseId::new(own.clone()), LicenseId::Own(_)));
+        assert_eq!(LicenseId::new(own.clone()).to_string(), own);
+        for other in ["lic_019AD3F0C0FFEE00000000000000000A", "lic_123", "imported-7", "", "lic_"] {
+            assert!(matches!(LicenseId::new(other.to_owned()), LicenseId::Other(_)), "{other}");
+            assert_eq!(LicenseId::new(other.to_owned()).to_string(), other);
+        }
+    }
+
+    #[test]
+    fn keys_hash_alike_only_when_they_are_alike() {
+        let cache = LicenseCache::new(&[]);
+        assert!(cache.keys.hash("ABCD-1234") == cache.keys.hash("ABCD-1234"));
+        assert!(cache.keys.hash("ABCD-1234") != cache.keys.hash("abcd-1234"));
+        assert!(LicenseCache::new(&[]).keys.hash("ABCD-1234") != cache.keys.hash("ABCD-1234"), "secret per start");
     }
 }

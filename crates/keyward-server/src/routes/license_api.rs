@@ -205,7 +205,7 @@ async fn validate_key(
             let domain = domain.as_ref().map(Domain::as_str).unwrap_or_default();
             let audit = license_audit(&request.key, ip, "activation.created");
             let edit = activation_edit(ActivationKind::Domain, domain, &ActivateRequest::default(), ip, grace, now);
-            match state.store.change_license(environment, &snapshot.id, edit, &audit).await {
+            match state.store.change_license(environment, &snapshot.id(), edit, &audit).await {
                 Ok(changed) => {
                     state.licenses.invalidate(environment, &request.key);
                     let added = match &changed.activation {
@@ -225,7 +225,7 @@ async fn validate_key(
     let extra = snapshot.validations_since_load.fetch_add(1, Ordering::Relaxed) + 1;
     state.recorder.record(ValidationRecord {
         environment: environment.to_owned(),
-        license_id: snapshot.id.to_string(),
+        license_id: snapshot.id(),
         at: now,
         code,
         fingerprint: fingerprint.map(|f| f.as_str().to_owned()).or(domain.map(|d| d.as_str().to_owned())),
@@ -354,7 +354,7 @@ async fn activate_device(
     let edit = activation_edit(ActivationKind::Device, fingerprint.as_str(), request, ip, grace, now);
     let audit = license_audit(&request.key, ip, "license.activated");
     let changed =
-        state.store.change_license(environment, &snapshot.id, edit, &audit).await.map_err(|err| match err {
+        state.store.change_license(environment, &snapshot.id(), edit, &audit).await.map_err(|err| match err {
             keyward_store::StoreError::NotFound => ApiError::license_not_found(),
             keyward_store::StoreError::Refused(refusal) => ApiError::refused_to_device(refusal),
             other => other.into(),
@@ -420,7 +420,7 @@ async fn deactivate_device(
     };
     let audit = license_audit(&request.key, ip, "license.deactivated");
     let changed =
-        state.store.change_license(environment, &snapshot.id, edit, &audit).await.map_err(|err| match err {
+        state.store.change_license(environment, &snapshot.id(), edit, &audit).await.map_err(|err| match err {
             keyward_store::StoreError::NotFound => ApiError::license_not_found(),
             keyward_store::StoreError::Refused(refusal) => ApiError::refused_to_device(refusal),
             other => other.into(),

@@ -125,6 +125,8 @@ impl Backend {
 
     /// Pragmas for every SQLite connection (none on PostgreSQL). WAL lets readers run beside
     /// the writer; it is set by the writer, the first connection, and persists in the file.
+    /// 16 MB of pages each holds every index's upper levels at a million licenses; the leaves
+    /// that validation counts touch at random would not fit in any size worth its memory.
     pub(crate) fn connection_pragmas(self, writer: bool) -> &'static [&'static str] {
         match (self, writer) {
             (Backend::Sqlite, true) => &[
@@ -132,7 +134,7 @@ impl Backend {
                 "PRAGMA busy_timeout = 10000",
                 "PRAGMA foreign_keys = ON",
                 "PRAGMA synchronous = NORMAL",
-                "PRAGMA cache_size = -65536",
+                "PRAGMA cache_size = -16384",
             ],
             (Backend::Sqlite, false) => &[
                 "PRAGMA busy_timeout = 10000",
