@@ -1030,6 +1030,72 @@ async fn a_search_matching_thousands_of_customers_lists_each_license_once() {
     .await;
 }
 
+/// A search matching a few customers with more licenses than a list sorts whole (5,000): newest
+/// first, each customer's licenses are walked along that customer's own index and merged, across
+/// creation times that the customers share and keys that match with no customer.
+#[tokio::test]
+async fn a_search_matching_a_few_big_customers_walks_each_newest_first() {
+    on_each_backend(|store| async move {
+        let (product, generator) = catalog(&store, PROD).await;
+        let mut customers = Vec::new();
+        for (name, email) in [("Big One", "one@big.example"), ("Big Two", "two@big.example"), ("Small", "s@x.example")]
+        {
+            let customer = testing::customer(PROD, name, email);
+            store.create_customer(&customer, &audit("customer.created")).await.unwrap();
+            customers.push(customer);
+        }
+        let base = now() - Duration::days(1);
+        let licenses: Vec<License> = (0..7_000_i64)
+            .map(|i| {
+                // Keys of unassigned licenses match the search too: `K-BIG-…`.
+                let key = if i % 50 == 0 { format!("K-BIG-{i:05}") } else { format!("K-{i:05}") };
+                let mut license = testing::license(&generator, &product, &key);
+                if i % 50 != 0 {
+                    // The first customer's licenses were made in one early batch, then both took turns.
+                    let customer = if i < 2_000 { 0 } else { [0, 1, 1, 2][(i % 4) as usize] };
+                    license = testing::assigned(license, &customers[customer]);
+                }
+                license.created_at = base + Duration::seconds(i / 3);
+                license.updated_at = license.created_at;
+                license
+            })
+            .collect();
+        store.insert_licenses(&licenses, &audit("license.created")).await.unwrap();
+
+        let matches = |l: &License| {
+            l.key.starts_with("K-BIG") || l.customer.as_ref().is_some_and(|c| c.email.ends_with("big.example"))
+        };
+        let mut expected: Vec<&License> = licenses.iter().filter(|l| matches(l)).collect();
+        assert!(expected.len() > 5_000);
+        for order in [Order::Desc, Order::Asc] {
+            expected.sort_by(|a, b| {
+                let by = (a.created_at, &a.id).cmp(&(b.created_at, &b.id));
+                if order == Order::Asc {
+                    by
+                } else {
+                    by.reverse()
+                }
+            });
+            for size in [50, 500] {
+                let query =
+                    LicenseQuery { q: Some("BIG".into()), sort: LicenseSort::CreatedAt, order, ..license_query() };
+                let (seen, total) = pages_of(&store, &query, size, 10_000).await;
+                assert_eq!(total, expected.len() as i64, "{order:?} by {size}");
+                assert!(
+                    seen.iter().map(|l| &l.id).eq(expected.iter().map(|l| &l.id)),
+                    "{order:?} by {size}: the order differs"
+                );
+            }
+        }
+        // One customer's licenses, the same way.
+        let one = LicenseQuery { q: Some("one@big".into()), ..license_query() };
+        let (seen, total) = pages_of(&store, &one, 500, 10_000).await;
+        let theirs = licenses.iter().filter(|l| l.customer.as_ref().is_some_and(|c| c.id == customers[0].id)).count();
+        assert_eq!((seen.len(), total), (theirs, theirs as i64));
+    })
+    .await;
+}
+
 #[tokio::test]
 async fn status_filters_use_the_effective_status() {
     on_each_backend(|store| async move {

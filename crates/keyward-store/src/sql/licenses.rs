@@ -115,6 +115,10 @@ const SORT_UP_TO: i64 = 5_000;
 /// Most customers a search reads as ids; past this many, statements match them themselves.
 const CUSTOMER_IDS_UP_TO: usize = 1_000;
 
+/// Most matching customers whose licenses, too many to sort whole, are walked newest first one
+/// customer at a time (a statement each, along `licenses_of_customer_newest`).
+const CUSTOMER_WALKS_UP_TO: usize = 32;
+
 /// One of the disjoint parts whose union a license list is.
 struct LicensePart {
     /// `WHERE l.environment = … AND …` with its binds (a search's too).
@@ -128,6 +132,8 @@ struct LicensePart {
     env: String,
     /// Every license of the environment: counted the backend's fastest way.
     whole_environment: bool,
+    /// A search's matching customers' licenses: one filter per customer, when they are few.
+    per_customer: Vec<Sql>,
 }
 
 impl LicensePart {
@@ -484,6 +490,16 @@ impl SqlStore {
                         },
                     ]
                 }
+                // Newest first, each matching customer's licenses along that customer's index.
+                LicenseSort::CreatedAt if !part.per_customer.is_empty() => part
+                    .per_customer
+                    .iter()
+                    .map(|filter| Slice {
+                        from: LICENSE_FROM.to_owned(),
+                        filter: filter.clone(),
+                        walk: Walk::Ordered(sort.to_owned()),
+                    })
+                    .collect(),
                 _ => vec![Slice {
                     from: LICENSE_FROM.to_owned(),
                     filter: part.filtered(),
@@ -537,6 +553,7 @@ impl SqlStore {
                 matched: None,
                 env: env.clone(),
                 whole_environment: whole,
+                per_customer: Vec::new(),
             };
             return Ok(filters.into_iter().map(part).collect());
         };
@@ -554,7 +571,14 @@ impl SqlStore {
             let mut filter = filter.clone();
             let list = in_list(&mut filter, ids);
             filter.push(&format!(" AND {column} IN ({list})"));
-            LicensePart { filter, condition: None, matched: None, env: env.clone(), whole_environment: false }
+            LicensePart {
+                filter,
+                condition: None,
+                matched: None,
+                env: env.clone(),
+                whole_environment: false,
+                per_customer: Vec::new(),
+            }
         };
         // Up to CUSTOMER_IDS_UP_TO were read; one more says there are too many to list.
         let few_customers = !customers.is_empty() && customers.len() <= CUSTOMER_IDS_UP_TO;
@@ -566,7 +590,18 @@ impl SqlStore {
             }
             // The matching customers' licenses, found and counted through the customer index.
             if few_customers {
-                parts.push(part_of(&filter, "l.customer_id", &customers));
+                let mut part = part_of(&filter, "l.customer_id", &customers);
+                if customers.len() <= CUSTOMER_WALKS_UP_TO {
+                    part.per_customer = customers
+                        .iter()
+                        .map(|customer| {
+                            let mut one = filter.clone();
+                            one.push(" AND l.customer_id = ").bind(customer.as_str());
+                            one
+                        })
+                        .collect();
+                }
+                parts.push(part);
                 let list = in_list(&mut filter, &customers);
                 filter.push(&format!(" AND (l.customer_id IS NULL OR l.customer_id NOT IN ({list}))"));
             }
@@ -585,7 +620,14 @@ impl SqlStore {
                 None => keys,
             });
             let env = env.clone();
-            parts.push(LicensePart { filter, condition: Some(condition), matched, env, whole_environment: false });
+            parts.push(LicensePart {
+                filter,
+                condition: Some(condition),
+                matched,
+                env,
+                whole_environment: false,
+                per_customer: Vec::new(),
+            });
         }
         Ok(parts)
     }
