@@ -2,6 +2,9 @@
 
 use super::rows::{contains_pattern, Sql};
 use crate::Backend;
+
+/// How long a SQLite connection waits for another writer (a one-shot subcommand, say).
+pub(crate) const SQLITE_BUSY_TIMEOUT: &str = "PRAGMA busy_timeout = 10000";
 use sqlx::migrate::Migrator;
 
 /// A search (`q`) as its backend looks it up: the values to bind (see `Backend::search_term`).
@@ -131,13 +134,14 @@ impl Backend {
         match (self, writer) {
             (Backend::Sqlite, true) => &[
                 "PRAGMA journal_mode = WAL",
-                "PRAGMA busy_timeout = 10000",
+                "PRAGMA journal_size_limit = 67108864",
+                SQLITE_BUSY_TIMEOUT,
                 "PRAGMA foreign_keys = ON",
                 "PRAGMA synchronous = NORMAL",
                 "PRAGMA cache_size = -16384",
             ],
             (Backend::Sqlite, false) => &[
-                "PRAGMA busy_timeout = 10000",
+                SQLITE_BUSY_TIMEOUT,
                 "PRAGMA foreign_keys = ON",
                 "PRAGMA synchronous = NORMAL",
                 "PRAGMA cache_size = -16384",
