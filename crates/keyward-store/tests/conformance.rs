@@ -687,6 +687,34 @@ async fn delete_frees_the_key() {
     .await;
 }
 
+/// An environment with more licenses than a list sorts whole (5,000) takes its total from the
+/// backend's count of the environment (on PostgreSQL, kept by triggers), through inserts and
+/// deletes, and apart from the other environments.
+#[tokio::test]
+async fn a_large_environment_counts_its_licenses_through_inserts_and_deletes() {
+    on_each_backend(|store| async move {
+        let (product, generator) = catalog(&store, PROD).await;
+        let licenses: Vec<License> =
+            (0..5_002).map(|i| testing::license(&generator, &product, &format!("COUNT-{i:05}"))).collect();
+        store.insert_licenses(&licenses, &audit("license.created")).await.unwrap();
+        let (staging_product, staging_generator) = catalog(&store, STAGING).await;
+        let staging: Vec<License> =
+            (0..3).map(|i| testing::license(&staging_generator, &staging_product, &format!("S-{i}"))).collect();
+        store.insert_licenses(&staging, &audit("license.created")).await.unwrap();
+        let total = |environment| {
+            let store = store.clone();
+            async move { store.licenses(environment, &license_query()).await.unwrap().total }
+        };
+        assert_eq!((total(PROD).await, total(STAGING).await), (5_002, 3));
+        store.delete_license(PROD, "COUNT-00007", Box::new(|_| Ok(())), &audit("license.deleted")).await.unwrap();
+        assert_eq!((total(PROD).await, total(STAGING).await), (5_001, 3));
+        let again = testing::license(&generator, &product, "COUNT-AGAIN");
+        store.insert_licenses(std::slice::from_ref(&again), &audit("license.created")).await.unwrap();
+        assert_eq!(total(PROD).await, 5_002);
+    })
+    .await;
+}
+
 /// A varied set of licenses for the list tests: three products, two customers and none,
 /// every state, expiries past, future and none, ties in creation time.
 async fn varied_licenses(store: &SqlStore) -> Vec<License> {

@@ -2,10 +2,10 @@
 
 use super::rows::{contains_pattern, Sql};
 use crate::Backend;
+use sqlx::migrate::Migrator;
 
 /// How long a SQLite connection waits for another writer (a one-shot subcommand, say).
 pub(crate) const SQLITE_BUSY_TIMEOUT: &str = "PRAGMA busy_timeout = 10000";
-use sqlx::migrate::Migrator;
 
 /// A search (`q`) as its backend looks it up: the values to bind (see `Backend::search_term`).
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -169,7 +169,10 @@ impl Backend {
                 "SELECT (SELECT COUNT(*) FROM licenses) \
                  - (SELECT COUNT(*) FROM licenses WHERE environment < $1 OR environment > $1) AS n"
             }
-            Backend::Postgres => "SELECT COUNT(*) AS n FROM licenses WHERE environment = $1",
+            // Kept by triggers (migration 0004).
+            Backend::Postgres => {
+                "SELECT COALESCE((SELECT n FROM license_counts WHERE environment = $1), 0)::BIGINT AS n"
+            }
         }
     }
 
