@@ -764,6 +764,19 @@ async fn varied_licenses(store: &SqlStore) -> Vec<License> {
     licenses
 }
 
+/// Sorts licenses as a list sorted by `sort` in `order` shows them (ties by id).
+fn list_order<L: std::borrow::Borrow<License>>(licenses: &mut [L], sort: LicenseSort, order: Order) {
+    licenses.sort_by(|a, b| {
+        let (a, b) = (a.borrow(), b.borrow());
+        let by = (sort_value(a, sort), &a.id).cmp(&(sort_value(b, sort), &b.id));
+        if order == Order::Asc {
+            by
+        } else {
+            by.reverse()
+        }
+    });
+}
+
 fn sort_value(license: &License, sort: LicenseSort) -> (i64, String) {
     match sort {
         LicenseSort::Key => (0, license.key.clone()),
@@ -820,14 +833,7 @@ async fn license_lists_sort_and_page_completely() {
                 let (seen, total) = page_through(&store, &LicenseQuery { sort, order, ..license_query() }).await;
                 assert_eq!(total, licenses.len() as i64);
                 let mut expected = licenses.clone();
-                expected.sort_by(|a, b| {
-                    let by = (sort_value(a, sort), &a.id).cmp(&(sort_value(b, sort), &b.id));
-                    if order == Order::Asc {
-                        by
-                    } else {
-                        by.reverse()
-                    }
-                });
+                list_order(&mut expected, sort, order);
                 let seen_ids: Vec<_> = seen.iter().map(|l| l.id.as_str()).collect();
                 let expected_ids: Vec<_> = expected.iter().map(|l| l.id.as_str()).collect();
                 assert_eq!(seen_ids, expected_ids, "{sort:?} {order:?}");
@@ -988,14 +994,7 @@ async fn large_license_lists_walk_in_order() {
                     let (seen, total) = page_all(&store, &query).await;
 
                     let mut expected = matching.clone();
-                    expected.sort_by(|a, b| {
-                        let by = (sort_value(a, sort), &a.id).cmp(&(sort_value(b, sort), &b.id));
-                        if order == Order::Asc {
-                            by
-                        } else {
-                            by.reverse()
-                        }
-                    });
+                    list_order(&mut expected, sort, order);
                     let expected: Vec<String> = expected.iter().map(|l| l.id.clone()).collect();
                     assert_eq!(total, expected.len() as i64, "{q:?} {sort:?} {order:?}");
                     assert!(seen == expected, "{q:?} {sort:?} {order:?}: the order differs");
@@ -1048,10 +1047,7 @@ async fn a_search_matching_thousands_of_customers_lists_each_license_once() {
             assert_eq!(total, 5_060, "{sort:?}");
             assert_eq!(seen.len(), 5_060, "{sort:?}: each license once");
             let mut in_order: Vec<&License> = licenses.iter().filter(|l| expected.contains(&l.id)).collect();
-            in_order.sort_by(|a, b| (sort_value(a, sort), &a.id).cmp(&(sort_value(b, sort), &b.id)));
-            if order == Order::Desc {
-                in_order.reverse();
-            }
+            list_order(&mut in_order, sort, order);
             assert!(seen.iter().eq(in_order.iter().map(|l| &l.id)), "{sort:?} {order:?}: the order differs");
         }
     })
@@ -1096,14 +1092,7 @@ async fn a_search_matching_a_few_big_customers_walks_each_newest_first() {
         let mut expected: Vec<&License> = licenses.iter().filter(|l| matches(l)).collect();
         assert!(expected.len() > 5_000);
         for order in [Order::Desc, Order::Asc] {
-            expected.sort_by(|a, b| {
-                let by = (a.created_at, &a.id).cmp(&(b.created_at, &b.id));
-                if order == Order::Asc {
-                    by
-                } else {
-                    by.reverse()
-                }
-            });
+            list_order(&mut expected, LicenseSort::CreatedAt, order);
             for size in [50, 500] {
                 let query =
                     LicenseQuery { q: Some("BIG".into()), sort: LicenseSort::CreatedAt, order, ..license_query() };
