@@ -210,15 +210,11 @@ impl Backend {
     pub(crate) fn customer_matches(self, env: &str, term: &Term) -> String {
         match (self, term) {
             (Backend::Sqlite, Term::Phrase { query, confirm }) => {
-                let mut statement = format!(
-                    "SELECT customer_id AS id FROM customer_search \
-                     WHERE customer_search MATCH {query} AND environment = {env}"
-                );
-                if let Some(pattern) = confirm {
+                let whole = confirm.as_ref().map(|pattern| {
                     let whole = Comparison::Pattern(pattern.clone());
-                    statement.push_str(&format!(" AND ({} OR {})", whole.in_text("email"), whole.in_text("name")));
-                }
-                statement
+                    format!("({} OR {})", whole.in_text("email"), whole.in_text("name"))
+                });
+                trigram_matches("customer_id", "customer_search", query, env, whole)
             }
             (Backend::Sqlite, Term::Compare(compare)) => format!(
                 "SELECT customer_id AS id FROM customer_search WHERE ({} OR {}) AND environment = {env}",
@@ -242,14 +238,8 @@ impl Backend {
     pub(crate) fn key_matches(self, env: &str, term: &Term) -> Option<String> {
         match (self, term) {
             (Backend::Sqlite, Term::Phrase { query, confirm }) => {
-                let mut statement = format!(
-                    "SELECT license_id AS id FROM license_key_search \
-                     WHERE license_key_search MATCH {query} AND environment = {env}"
-                );
-                if let Some(pattern) = confirm {
-                    statement.push_str(&format!(" AND {}", Comparison::Pattern(pattern.clone()).in_text("key")));
-                }
-                Some(statement)
+                let whole = confirm.as_ref().map(|pattern| Comparison::Pattern(pattern.clone()).in_text("key"));
+                Some(trigram_matches("license_id", "license_key_search", query, env, whole))
             }
             (Backend::Sqlite, Term::Compare(compare)) => Some(format!(
                 "SELECT license_id AS id FROM license_key_search WHERE {} AND environment = {env}",
@@ -286,4 +276,16 @@ impl Backend {
             Backend::Postgres => 65_535,
         }
     }
+}
+
+/// SQLite: the `id_column` of each row of the FTS5 trigram `table`, in the environment, whose
+/// text holds the phrase `query`; `whole`, when the search was looked up by its ends, confirms
+/// the whole of it on that row's text.
+fn trigram_matches(id_column: &str, table: &str, query: &str, env: &str, whole: Option<String>) -> String {
+    let mut statement =
+        format!("SELECT {id_column} AS id FROM {table} WHERE {table} MATCH {query} AND environment = {env}");
+    if let Some(whole) = whole {
+        statement.push_str(&format!(" AND {whole}"));
+    }
+    statement
 }
