@@ -715,6 +715,59 @@ async fn a_large_environment_counts_its_licenses_through_inserts_and_deletes() {
     .await;
 }
 
+#[tokio::test]
+async fn a_search_for_a_few_customers_totals_their_licenses_through_every_change() {
+    on_each_backend(|store| async move {
+        let (product, generator) = catalog(&store, PROD).await;
+        let mut customers = Vec::new();
+        for (name, email) in [("Ana", "ana@big.example"), ("Bo", "bo@big.example"), ("Cy", "cy@other.example")] {
+            let customer = testing::customer(PROD, name, email);
+            store.create_customer(&customer, &audit("customer.created")).await.unwrap();
+            customers.push(customer);
+        }
+        let (ana, bo, cy) = (&customers[0], &customers[1], &customers[2]);
+        // More than a list sorts whole, so the total is counted (PostgreSQL: read from the kept counts).
+        let licenses: Vec<License> = (0..5_030)
+            .map(|i| {
+                let license = testing::license(&generator, &product, &format!("T-{i:05}"));
+                match i {
+                    0..5_001 => testing::assigned(license, ana),
+                    5_001..5_011 => testing::assigned(license, bo),
+                    5_011..5_016 => testing::assigned(license, cy),
+                    _ => license,
+                }
+            })
+            .collect();
+        store.insert_licenses(&licenses, &audit("license.created")).await.unwrap();
+        let total = || {
+            let store = store.clone();
+            async move {
+                let query = LicenseQuery { q: Some("big.example".into()), ..license_query() };
+                store.licenses(PROD, &query).await.unwrap().total
+            }
+        };
+        assert_eq!(total().await, 5_011);
+
+        store.delete_license(PROD, "T-00007", Box::new(|_| Ok(())), &audit("license.deleted")).await.unwrap();
+        assert_eq!(total().await, 5_010, "deleted");
+        store.change_license(PROD, "T-05020", assign(bo), &audit("license.assigned")).await.unwrap();
+        assert_eq!(total().await, 5_011, "assigned");
+        // A license moves from one customer to another: out of Cy's count, into Ana's.
+        store.change_license(PROD, "T-05012", assign(ana), &audit("license.assigned")).await.unwrap();
+        assert_eq!(total().await, 5_012, "moved in");
+        store.change_license(PROD, "T-00009", assign(cy), &audit("license.assigned")).await.unwrap();
+        assert_eq!(total().await, 5_011, "moved out");
+        let more: Vec<License> =
+            (0..3).map(|i| testing::assigned(testing::license(&generator, &product, &format!("U-{i}")), ana)).collect();
+        store.insert_licenses(&more, &audit("license.created")).await.unwrap();
+        assert_eq!(total().await, 5_014, "inserted");
+        // Cy's licenses are counted apart from the others'.
+        let query = LicenseQuery { q: Some("other.example".into()), ..license_query() };
+        assert_eq!(store.licenses(PROD, &query).await.unwrap().total, 5);
+    })
+    .await;
+}
+
 /// A varied set of licenses for the list tests: three products, two customers and none,
 /// every state, expiries past, future and none, ties in creation time.
 async fn varied_licenses(store: &SqlStore) -> Vec<License> {

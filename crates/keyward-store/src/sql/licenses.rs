@@ -135,6 +135,9 @@ struct LicensePart {
     whole_environment: bool,
     /// A search's matching customers' licenses: one filter per customer, when they are few.
     per_customer: Vec<Sql>,
+    /// When the part is every license of these customers and nothing else: their counts are
+    /// kept (PostgreSQL, migration 0005), so its total is read, not counted.
+    customer_totals: Vec<String>,
 }
 
 impl LicensePart {
@@ -436,7 +439,7 @@ impl SqlStore {
             let counted = if part.whole_environment {
                 Some((self.count_environment(environment).await?, None))
             } else if part.condition.is_none() {
-                Some(self.count_part(&part, by_product).await?)
+                Some(self.count_part(environment, &part, by_product).await?)
             } else {
                 None
             };
@@ -450,7 +453,7 @@ impl SqlStore {
             }
             let (count, per_product) = match counted {
                 Some(counted) => counted,
-                None => self.count_part(&part, by_product).await?,
+                None => self.count_part(environment, &part, by_product).await?,
             };
             total += count;
             let slices = match query.sort {
@@ -555,6 +558,7 @@ impl SqlStore {
                 env: env.clone(),
                 whole_environment: whole,
                 per_customer: Vec::new(),
+                customer_totals: Vec::new(),
             };
             return Ok(filters.into_iter().map(part).collect());
         };
@@ -579,6 +583,7 @@ impl SqlStore {
                 env: env.clone(),
                 whole_environment: false,
                 per_customer: Vec::new(),
+                customer_totals: Vec::new(),
             }
         };
         // Up to CUSTOMER_IDS_UP_TO were read; one more says there are too many to list.
@@ -601,6 +606,9 @@ impl SqlStore {
                             one
                         })
                         .collect();
+                }
+                if whole && products.is_empty() {
+                    part.customer_totals = customers.clone();
                 }
                 parts.push(part);
                 let list = in_list(&mut filter, &customers);
@@ -628,6 +636,7 @@ impl SqlStore {
                 env,
                 whole_environment: false,
                 per_customer: Vec::new(),
+                customer_totals: Vec::new(),
             });
         }
         Ok(parts)
@@ -647,7 +656,21 @@ impl SqlStore {
     }
 
     /// How many licenses a part holds and, when `by_product`, how many of each product that has any.
-    async fn count_part(&self, part: &LicensePart, by_product: bool) -> Result<(i64, Option<HashMap<String, i64>>)> {
+    async fn count_part(
+        &self,
+        environment: &str,
+        part: &LicensePart,
+        by_product: bool,
+    ) -> Result<(i64, Option<HashMap<String, i64>>)> {
+        let kept = self.backend.customer_license_count();
+        if let Some(kept) = kept.filter(|_| !by_product && !part.customer_totals.is_empty()) {
+            let mut statement = Sql::default();
+            let env = statement.arg(environment);
+            let list = in_list(&mut statement, &part.customer_totals);
+            statement.push(&format!("{kept} WHERE environment = {env} AND customer_id IN ({list})"));
+            let row = statement.query().fetch_one(&self.reader).await?;
+            return Ok((rows::int(&row, "n")?, None));
+        }
         let (from, filter) = part.joined("licenses l");
         if !by_product {
             let row =
