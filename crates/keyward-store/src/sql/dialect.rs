@@ -162,16 +162,12 @@ impl Backend {
         }
     }
 
-    /// The number of licenses in an environment (`$1`). SQLite counts a whole table from its
-    /// pages' cell counts, far faster than it walks one environment's index entries, so the
-    /// other environments (few licenses, as a rule) are counted and taken away.
+    /// The number of licenses in an environment (`$1`), kept by triggers (migration 0005 on
+    /// SQLite, 0004 on PostgreSQL): counting a million took ~20 ms on SQLite, 130–480 ms on
+    /// PostgreSQL while validations update the rows.
     pub(crate) fn environment_license_count(self) -> &'static str {
         match self {
-            Backend::Sqlite => {
-                "SELECT (SELECT COUNT(*) FROM licenses) \
-                 - (SELECT COUNT(*) FROM licenses WHERE environment < $1 OR environment > $1) AS n"
-            }
-            // Kept by triggers (migration 0004).
+            Backend::Sqlite => "SELECT COALESCE((SELECT n FROM license_counts WHERE environment = $1), 0) AS n",
             Backend::Postgres => {
                 "SELECT COALESCE((SELECT n FROM license_counts WHERE environment = $1), 0)::BIGINT AS n"
             }
