@@ -26,6 +26,17 @@ async fn catalog(store: &SqlStore, environment: &str) -> (Product, Generator) {
     (product, generator)
 }
 
+/// Customers in production, created in the order given: `(name, email)` each.
+async fn customers(store: &SqlStore, people: &[(&str, &str)]) -> Vec<Customer> {
+    let mut customers = Vec::new();
+    for (name, email) in people {
+        let customer = testing::customer(PROD, name, email);
+        store.create_customer(&customer, &audit("customer.created")).await.unwrap();
+        customers.push(customer);
+    }
+    customers
+}
+
 async fn one_license(store: &SqlStore, key: &str) -> (Product, Generator, License) {
     let (product, generator) = catalog(store, PROD).await;
     let license = testing::license(&generator, &product, key);
@@ -719,12 +730,9 @@ async fn a_large_environment_counts_its_licenses_through_inserts_and_deletes() {
 async fn a_search_for_a_few_customers_totals_their_licenses_through_every_change() {
     on_each_backend(|store| async move {
         let (product, generator) = catalog(&store, PROD).await;
-        let mut customers = Vec::new();
-        for (name, email) in [("Ana", "ana@big.example"), ("Bo", "bo@big.example"), ("Cy", "cy@other.example")] {
-            let customer = testing::customer(PROD, name, email);
-            store.create_customer(&customer, &audit("customer.created")).await.unwrap();
-            customers.push(customer);
-        }
+        let customers =
+            customers(&store, &[("Ana", "ana@big.example"), ("Bo", "bo@big.example"), ("Cy", "cy@other.example")])
+                .await;
         let (ana, bo, cy) = (&customers[0], &customers[1], &customers[2]);
         // More than a list sorts whole, so the total is counted (PostgreSQL: read from the kept counts).
         let licenses: Vec<License> = (0..5_030)
@@ -1114,13 +1122,8 @@ async fn a_search_matching_thousands_of_customers_lists_each_license_once() {
 async fn a_search_matching_a_few_big_customers_walks_each_newest_first() {
     on_each_backend(|store| async move {
         let (product, generator) = catalog(&store, PROD).await;
-        let mut customers = Vec::new();
-        for (name, email) in [("Big One", "one@big.example"), ("Big Two", "two@big.example"), ("Small", "s@x.example")]
-        {
-            let customer = testing::customer(PROD, name, email);
-            store.create_customer(&customer, &audit("customer.created")).await.unwrap();
-            customers.push(customer);
-        }
+        let people = [("Big One", "one@big.example"), ("Big Two", "two@big.example"), ("Small", "s@x.example")];
+        let customers = customers(&store, &people).await;
         let base = now() - Duration::days(1);
         let licenses: Vec<License> = (0..7_000_i64)
             .map(|i| {
