@@ -96,8 +96,7 @@ impl LicenseId {
                 hex::encode_to_slice(bytes, &mut digits).expect("32 digits for 16 bytes");
                 let mut id = String::with_capacity(Self::PREFIX.len() + digits.len());
                 id.push_str(Self::PREFIX);
-                // Hex digits are ASCII.
-                digits.iter().for_each(|&digit| id.push(char::from(digit)));
+                id.push_str(std::str::from_utf8(&digits).expect("hex digits are ASCII"));
                 id
             }
             LicenseId::Other(id) => id.to_string(),
