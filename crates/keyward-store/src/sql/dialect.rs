@@ -162,18 +162,6 @@ impl Backend {
         }
     }
 
-    /// The number of licenses in an environment (`$1`), kept by triggers (migration 0005 on
-    /// SQLite, 0004 on PostgreSQL): counting a million took ~20 ms on SQLite, 130–480 ms on
-    /// PostgreSQL while validations update the rows.
-    pub(crate) fn environment_license_count(self) -> &'static str {
-        match self {
-            Backend::Sqlite => "SELECT COALESCE((SELECT n FROM license_counts WHERE environment = $1), 0) AS n",
-            Backend::Postgres => {
-                "SELECT COALESCE((SELECT n FROM license_counts WHERE environment = $1), 0)::BIGINT AS n"
-            }
-        }
-    }
-
     /// The sum of some customers' license counts, to be followed by `WHERE environment = … AND
     /// customer_id IN (…)`: kept by triggers on PostgreSQL (migration 0005); SQLite counts a
     /// customer's licenses from an index alone, in milliseconds, and keeps none.
