@@ -172,7 +172,8 @@ async fn warm(state: AppState) {
     }
 }
 
-/// How often a node rereads settings and signing keys that another node may have changed.
+/// How often a node rereads settings and signing keys that another node may have changed, and
+/// folds PostgreSQL's license counts.
 const REFRESH_EVERY: std::time::Duration = std::time::Duration::from_secs(5);
 
 async fn refresh(state: AppState) {
@@ -181,6 +182,9 @@ async fn refresh(state: AppState) {
     loop {
         tick.tick().await;
         state.limits.forget_quiet();
+        if let Err(err) = state.store.fold_license_counts().await {
+            tracing::warn!(error = %err, "could not fold license counts");
+        }
         for environment in state.environments.iter() {
             match state.store.settings(environment).await {
                 Ok(settings) => state.set_settings(environment, settings),

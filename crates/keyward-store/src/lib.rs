@@ -65,6 +65,10 @@ pub trait Store: Send + Sync + 'static {
     /// index-only counts need) up to the new rows, instead of waiting for autovacuum.
     async fn refresh_statistics(&self) -> Result<()>;
 
+    /// Sums the license counts that PostgreSQL keeps as one row a write (so that writers never
+    /// wait on one row) back into one row each; nothing to do on SQLite. Every few seconds.
+    async fn fold_license_counts(&self) -> Result<()>;
+
     // Environments and their settings.
     async fn environments(&self) -> Result<Vec<String>>;
     async fn settings(&self, environment: &str) -> Result<Settings>;

@@ -722,6 +722,10 @@ async fn a_large_environment_counts_its_licenses_through_inserts_and_deletes() {
         let again = testing::license(&generator, &product, "COUNT-AGAIN");
         store.insert_licenses(std::slice::from_ref(&again), &audit("license.created")).await.unwrap();
         assert_eq!(total(PROD).await, 5_002);
+        store.fold_license_counts().await.unwrap();
+        assert_eq!((total(PROD).await, total(STAGING).await), (5_002, 3), "folded");
+        store.delete_license(PROD, "COUNT-00008", Box::new(|_| Ok(())), &audit("license.deleted")).await.unwrap();
+        assert_eq!(total(PROD).await, 5_001, "deleted after folding");
     })
     .await;
 }
@@ -763,6 +767,8 @@ async fn a_search_for_a_few_customers_totals_their_licenses_through_every_change
         // A license moves from one customer to another: out of Cy's count, into Ana's.
         store.change_license(PROD, "T-05012", assign(ana), &audit("license.assigned")).await.unwrap();
         assert_eq!(total().await, 5_012, "moved in");
+        store.fold_license_counts().await.unwrap();
+        assert_eq!(total().await, 5_012, "folded");
         store.change_license(PROD, "T-00009", assign(cy), &audit("license.assigned")).await.unwrap();
         assert_eq!(total().await, 5_011, "moved out");
         let more: Vec<License> =
@@ -772,8 +778,52 @@ async fn a_search_for_a_few_customers_totals_their_licenses_through_every_change
         // Cy's licenses are counted apart from the others'.
         let query = LicenseQuery { q: Some("other.example".into()), ..license_query() };
         assert_eq!(store.licenses(PROD, &query).await.unwrap().total, 5);
+        store.fold_license_counts().await.unwrap();
+        assert_eq!(total().await, 5_014, "folded again");
     })
     .await;
+}
+
+/// PostgreSQL: a transaction adding licenses to an environment never holds up another one's
+/// (each write adds its own count rows, migration 0006); folding sums the rows into one each.
+#[tokio::test]
+async fn writers_of_one_environment_never_wait_on_its_counts() {
+    let Some(database) = testing::PostgresDatabase::create().await else { return };
+    let store = database.open().await;
+    let (product, generator) = catalog(&store, PROD).await;
+    let ana = customers(&store, &[("Ana", "ana@acme.com")]).await.remove(0);
+    let first = testing::assigned(testing::license(&generator, &product, "WAIT-1"), &ana);
+    store.insert_licenses(std::slice::from_ref(&first), &audit("license.created")).await.unwrap();
+    // Another writer adds a copy of that license under a new id and key, and does not commit yet.
+    let mut other = sqlx::PgConnection::connect(&database.url).await.unwrap();
+    let mut open = other.begin().await.unwrap();
+    for statement in [
+        "CREATE TEMP TABLE copy AS SELECT * FROM licenses WHERE id = $1",
+        "UPDATE copy SET id = $1 || '2', key = 'WAIT-2'",
+        "INSERT INTO licenses SELECT * FROM copy",
+    ] {
+        sqlx::query(statement).bind(&first.id).execute(&mut *open).await.unwrap();
+    }
+    let second = testing::assigned(testing::license(&generator, &product, "WAIT-3"), &ana);
+    let created = audit("license.created");
+    let adding = store.insert_licenses(std::slice::from_ref(&second), &created);
+    tokio::time::timeout(std::time::Duration::from_secs(5), adding)
+        .await
+        .expect("the insert does not wait for the other transaction")
+        .unwrap();
+    open.commit().await.unwrap();
+
+    let counts = "SELECT (SELECT COUNT(*) FROM license_counts), (SELECT SUM(n)::BIGINT FROM license_counts), \
+                  (SELECT COUNT(*) FROM customer_license_counts), (SELECT SUM(n)::BIGINT FROM customer_license_counts)";
+    let (rows, n, customer_rows, customer_n): (i64, i64, i64, i64) =
+        sqlx::query_as(counts).fetch_one(&mut other).await.unwrap();
+    assert_eq!((rows, n, customer_rows, customer_n), (3, 3, 3, 3), "a row each write");
+    assert_eq!(store.licenses(PROD, &license_query()).await.unwrap().total, 3);
+    store.fold_license_counts().await.unwrap();
+    let folded: (i64, i64, i64, i64) = sqlx::query_as(counts).fetch_one(&mut other).await.unwrap();
+    assert_eq!(folded, (1, 3, 1, 3), "one row each once folded");
+    assert_eq!(store.licenses(PROD, &license_query()).await.unwrap().total, 3);
+    store.close().await;
 }
 
 /// A varied set of licenses for the list tests: three products, two customers and none,

@@ -163,8 +163,8 @@ impl Backend {
     }
 
     /// The sum of some customers' license counts, to be followed by `WHERE environment = … AND
-    /// customer_id IN (…)`: kept by triggers on PostgreSQL (migration 0005); SQLite counts a
-    /// customer's licenses from an index alone, in milliseconds, and keeps none.
+    /// customer_id IN (…)`: kept by triggers on PostgreSQL (migrations 0005 and 0006); SQLite
+    /// counts a customer's licenses from an index alone, in milliseconds, and keeps none.
     pub(crate) fn customer_license_count(self) -> Option<&'static str> {
         match self {
             Backend::Sqlite => None,
@@ -262,6 +262,29 @@ impl Backend {
         match self {
             Backend::Sqlite => &[],
             Backend::Postgres => &["VACUUM (ANALYZE) licenses, customers"],
+        }
+    }
+
+    /// PostgreSQL keeps its license counts as rows that each write adds (migration 0006): these
+    /// sum each environment's and customer's rows back into one, in one statement a table.
+    pub(crate) fn fold_license_counts(self) -> &'static [&'static str] {
+        match self {
+            Backend::Sqlite => &[],
+            Backend::Postgres => &[
+                "WITH split AS (SELECT environment FROM license_counts GROUP BY environment HAVING COUNT(*) > 1), \
+                 gone AS (DELETE FROM license_counts c USING split s WHERE c.environment = s.environment \
+                 RETURNING c.environment, c.n) \
+                 INSERT INTO license_counts (environment, n) \
+                 SELECT environment, SUM(n) FROM gone GROUP BY environment HAVING SUM(n) <> 0",
+                "WITH split AS (SELECT customer_id, environment FROM customer_license_counts \
+                 GROUP BY customer_id, environment HAVING COUNT(*) > 1), \
+                 gone AS (DELETE FROM customer_license_counts c USING split s \
+                 WHERE c.customer_id = s.customer_id AND c.environment = s.environment \
+                 RETURNING c.customer_id, c.environment, c.n) \
+                 INSERT INTO customer_license_counts (customer_id, environment, n) \
+                 SELECT customer_id, environment, SUM(n) FROM gone GROUP BY customer_id, environment \
+                 HAVING SUM(n) <> 0",
+            ],
         }
     }
 

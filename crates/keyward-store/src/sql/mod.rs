@@ -191,6 +191,13 @@ impl Store for SqlStore {
         Ok(())
     }
 
+    async fn fold_license_counts(&self) -> Result<()> {
+        for statement in self.backend.fold_license_counts() {
+            sqlx::raw_sql(statement).execute(&self.writer).await?;
+        }
+        Ok(())
+    }
+
     async fn ping(&self) -> Result<()> {
         sqlx::query("SELECT 1 AS one").fetch_one(&self.reader).await?;
         Ok(())
