@@ -206,6 +206,83 @@ impl Ordering<'_> {
         Ok(Some(rows))
     }
 
+    /// The first `budget` rows of `from`/`filter` after `after`, in order (those tying with
+    /// `after` first), each with its position, its `id` and whether `mine` (a condition on the
+    /// same binds as `filter`) holds for it. Fewer than `budget` only when the rows ran out.
+    pub async fn prefix(
+        &self,
+        pool: &AnyPool,
+        from: &str,
+        filter: &Sql,
+        (id, mine): (&str, &str),
+        after: Option<&Position>,
+        budget: usize,
+    ) -> Result<Vec<(Position, String, bool)>> {
+        let (cmp, dir) = self.cmp_dir();
+        let (sort, tie) = (self.sort, self.tie);
+        let select = |filter: &Sql| {
+            filter.prefixed(&format!(
+                "SELECT {sort} AS k_sort, {tie} AS k_tie, {id} AS k_id, \
+                 CAST(CASE WHEN {mine} THEN 1 ELSE 0 END AS BIGINT) AS k_mine FROM {from} "
+            ))
+        };
+        let marked = |statement: Sql| async move {
+            let rows = statement.query().persistent(false).fetch_all(pool).await?;
+            rows.iter()
+                .map(|row| Ok((self.position(row)?, row.try_get::<String, _>("k_id")?, int(row, "k_mine")? == 1)))
+                .collect::<Result<Vec<_>>>()
+        };
+        let mut found = Vec::new();
+        let mut beyond = filter.clone();
+        if let Some(after) = after {
+            // A sort that is its own tie-breaker has no ties.
+            if sort != tie {
+                let mut ties = filter.clone();
+                let (s, t) = (ties.arg(&after.sort), ties.arg(&after.tie));
+                ties.push(&format!(" AND {sort} = {s} AND {tie} {cmp} {t}"));
+                let mut statement = select(&ties);
+                statement.push(&format!(" ORDER BY {tie} {dir} LIMIT {budget}"));
+                found = marked(statement).await?;
+                if found.len() >= budget {
+                    return Ok(found);
+                }
+            }
+            let s = beyond.arg(&after.sort);
+            beyond.push(&format!(" AND {sort} {cmp} {s}"));
+        }
+        let mut statement = select(&beyond);
+        statement.push(&format!(" ORDER BY {sort} {dir}, {tie} {dir} LIMIT {}", budget - found.len()));
+        found.extend(marked(statement).await?);
+        Ok(found)
+    }
+
+    /// The first `want` rows of `from`/`filter` after `after`, in order, each with its `id`:
+    /// the database sorts the whole of them, read first (materialized, so that no index of the
+    /// sort leads it past rows of others) and sent back only as the `want`.
+    pub async fn sorted_whole(
+        &self,
+        pool: &AnyPool,
+        from: &str,
+        filter: &Sql,
+        id: &str,
+        after: Option<&Position>,
+        want: usize,
+    ) -> Result<Vec<(Position, String)>> {
+        let (cmp, dir) = self.cmp_dir();
+        let mut statement = filter.prefixed(&format!(
+            "WITH part AS MATERIALIZED (SELECT {} AS k_sort, {} AS k_tie, {id} AS k_id FROM {from} ",
+            self.sort, self.tie
+        ));
+        statement.push(") SELECT k_sort, k_tie, k_id FROM part");
+        if let Some(after) = after {
+            let (s, t) = (statement.arg(&after.sort), statement.arg(&after.tie));
+            statement.push(&format!(" WHERE k_sort {cmp} {s} OR (k_sort = {s} AND k_tie {cmp} {t})"));
+        }
+        statement.push(&format!(" ORDER BY k_sort {dir}, k_tie {dir} LIMIT {want}"));
+        let rows = statement.query().persistent(false).fetch_all(pool).await?;
+        rows.iter().map(|row| Ok((self.position(row)?, row.try_get::<String, _>("k_id")?))).collect()
+    }
+
     /// Of `rows`, the first `want` after `after`, in order.
     pub fn first<T>(&self, mut rows: Vec<(Position, T)>, after: Option<&Position>, want: usize) -> Vec<(Position, T)> {
         if let Some(after) = after {
