@@ -568,13 +568,12 @@ impl SqlStore {
         let budget = (4 * want as i64).saturating_mul(everywhere) / count.max(1);
         let budget = budget.clamp(want as i64, WALK_UP_TO);
         if budget < count {
-            // The part's filter as a mark on each license of the environment's walk.
+            // The walk filters on the environment alone; the part's filter marks what it passes.
             let filter = part.filtered();
-            let mine = filter.text.strip_prefix("WHERE ").unwrap_or(&filter.text).to_owned();
-            let mut walk = filter.clone();
-            walk.text = format!("WHERE l.environment = {}", part.env);
+            let mine = filter.text.trim_start_matches("WHERE ");
+            let walk = filter.reworded(format!("WHERE l.environment = {}", part.env));
             let walked =
-                ordering.prefix(&self.reader, "licenses l", &walk, ("l.id", &mine), after, budget as usize).await?;
+                ordering.prefix(&self.reader, "licenses l", &walk, ("l.id", mine), after, budget as usize).await?;
             let ran_out = walked.len() < budget as usize;
             let found: Vec<(Position, String)> =
                 walked.into_iter().filter(|(.., mine)| *mine).map(|(at, id, _)| (at, id)).take(want).collect();

@@ -206,6 +206,24 @@ impl Ordering<'_> {
         Ok(Some(rows))
     }
 
+    /// `filter` narrowed to the rows after `after` along `sort` (this list's sort, written as an
+    /// index has it): those tying with `after` on it, to be ordered by the tie-breaker (none when
+    /// the sort is its own tie-breaker, or without `after`), then those beyond it.
+    fn after(&self, filter: &Sql, sort: &str, after: Option<&Position>) -> (Option<Sql>, Sql) {
+        let (cmp, tie) = (self.cmp_dir().0, self.tie);
+        let mut beyond = filter.clone();
+        let Some(after) = after else { return (None, beyond) };
+        let ties = (sort != tie).then(|| {
+            let mut ties = filter.clone();
+            let (s, t) = (ties.arg(&after.sort), ties.arg(&after.tie));
+            ties.push(&format!(" AND {sort} = {s} AND {tie} {cmp} {t}"));
+            ties
+        });
+        let s = beyond.arg(&after.sort);
+        beyond.push(&format!(" AND {sort} {cmp} {s}"));
+        (ties, beyond)
+    }
+
     /// The first `budget` rows of `from`/`filter` after `after`, in order (those tying with
     /// `after` first), each with its position, its `id` and whether `mine` (a condition on the
     /// same binds as `filter`) holds for it. Fewer than `budget` only when the rows ran out.
@@ -218,7 +236,7 @@ impl Ordering<'_> {
         after: Option<&Position>,
         budget: usize,
     ) -> Result<Vec<(Position, String, bool)>> {
-        let (cmp, dir) = self.cmp_dir();
+        let dir = self.cmp_dir().1;
         let (sort, tie) = (self.sort, self.tie);
         let select = |filter: &Sql| {
             filter.prefixed(&format!(
@@ -233,22 +251,14 @@ impl Ordering<'_> {
                 .collect::<Result<Vec<_>>>()
         };
         let mut found = Vec::new();
-        let mut beyond = filter.clone();
-        if let Some(after) = after {
-            // A sort that is its own tie-breaker has no ties.
-            if sort != tie {
-                let mut ties = filter.clone();
-                let (s, t) = (ties.arg(&after.sort), ties.arg(&after.tie));
-                ties.push(&format!(" AND {sort} = {s} AND {tie} {cmp} {t}"));
-                let mut statement = select(&ties);
-                statement.push(&format!(" ORDER BY {tie} {dir} LIMIT {budget}"));
-                found = marked(statement).await?;
-                if found.len() >= budget {
-                    return Ok(found);
-                }
+        let (ties, beyond) = self.after(filter, sort, after);
+        if let Some(ties) = ties {
+            let mut statement = select(&ties);
+            statement.push(&format!(" ORDER BY {tie} {dir} LIMIT {budget}"));
+            found = marked(statement).await?;
+            if found.len() >= budget {
+                return Ok(found);
             }
-            let s = beyond.arg(&after.sort);
-            beyond.push(&format!(" AND {sort} {cmp} {s}"));
         }
         let mut statement = select(&beyond);
         statement.push(&format!(" ORDER BY {sort} {dir}, {tie} {dir} LIMIT {}", budget - found.len()));
@@ -357,23 +367,14 @@ impl Ordering<'_> {
                 found = self.positioned(pool, &statement).await?;
             }
             Walk::Ordered(sort) => {
-                let mut beyond = slice.filter.clone();
-                if let Some(after) = after {
-                    // A sort that is its own tie-breaker has no ties.
-                    if sort != tie {
-                        let mut ties = slice.filter.clone();
-                        let s = ties.arg(&after.sort);
-                        let t = ties.arg(&after.tie);
-                        ties.push(&format!(" AND {sort} = {s} AND {tie} {cmp} {t}"));
-                        let mut statement = self.select(columns, &slice.from, &ties);
-                        statement.push(&format!(" ORDER BY {tie} {dir} LIMIT {want}"));
-                        found = self.positioned(pool, &statement).await?;
-                        if found.len() >= want {
-                            return Ok(found);
-                        }
+                let (ties, beyond) = self.after(&slice.filter, sort, after);
+                if let Some(ties) = ties {
+                    let mut statement = self.select(columns, &slice.from, &ties);
+                    statement.push(&format!(" ORDER BY {tie} {dir} LIMIT {want}"));
+                    found = self.positioned(pool, &statement).await?;
+                    if found.len() >= want {
+                        return Ok(found);
                     }
-                    let s = beyond.arg(&after.sort);
-                    beyond.push(&format!(" AND {sort} {cmp} {s}"));
                 }
                 let mut statement = self.select(columns, &slice.from, &beyond);
                 statement.push(&format!(" ORDER BY {sort} {dir}, {tie} {dir} LIMIT {}", want - found.len()));

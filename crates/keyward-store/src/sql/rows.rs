@@ -363,6 +363,11 @@ impl Sql {
         Sql { text: format!("{prefix}{}", self.text), args: self.args.clone() }
     }
 
+    /// These binds under another text, which may use any of them.
+    pub fn reworded(&self, text: String) -> Sql {
+        Sql { text, args: self.args.clone() }
+    }
+
     /// The statement, its binds moved into it (no copies: bulk inserts carry thousands).
     pub fn into_parts(self) -> (String, Vec<Arg>) {
         (self.text, self.args)
