@@ -117,6 +117,14 @@ pub async fn search(
             Box::new(move |i| vec![("q", domains[i % domains.len()].clone())])
         }),
         ("sort by expires_at", Box::new(|_| vec![("sort", "expires_at".into()), ("order", "asc".into())])),
+        // Each customer's licenses were generated together, none expiring: the first customer's
+        // sit at the far end of the environment's expiry order, latest first.
+        ("customer email domain, by expiry, latest first", {
+            let domains: Vec<String> = domains.iter().map(|d| (*d).to_owned()).collect();
+            Box::new(move |i| {
+                vec![("q", domains[i % domains.len()].clone()), ("sort", "expires_at".into()), ("order", "desc".into())]
+            })
+        }),
     ];
     let mut results = Vec::new();
     let mut all = Vec::new();
