@@ -65,8 +65,8 @@ pub trait Store: Send + Sync + 'static {
     /// index-only counts need) up to the new rows, instead of waiting for autovacuum.
     async fn refresh_statistics(&self) -> Result<()>;
 
-    /// Sums the license counts that PostgreSQL keeps as one row a write (so that writers never
-    /// wait on one row) back into one row each; nothing to do on SQLite. Every few seconds.
+    /// Adds the changes PostgreSQL's license counts gather (a row a write, so that writers never
+    /// wait on one row) into the counts' rows; nothing to do on SQLite. Every few seconds.
     async fn fold_license_counts(&self) -> Result<()>;
 
     // Environments and their settings.

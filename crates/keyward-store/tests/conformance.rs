@@ -860,7 +860,7 @@ async fn licenses_at_the_far_end_of_a_sort_page_in_order() {
 }
 
 /// PostgreSQL: a transaction adding licenses to an environment never holds up another one's
-/// (each write adds its own count rows, migration 0006); folding sums the rows into one each.
+/// (each write appends its count changes, migration 0006); folding adds them into the counts.
 #[tokio::test]
 async fn writers_of_one_environment_never_wait_on_its_counts() {
     let Some(database) = testing::PostgresDatabase::create().await else { return };
@@ -888,15 +888,21 @@ async fn writers_of_one_environment_never_wait_on_its_counts() {
         .unwrap();
     open.commit().await.unwrap();
 
-    let counts = "SELECT (SELECT COUNT(*) FROM license_counts), (SELECT SUM(n)::BIGINT FROM license_counts), \
-                  (SELECT COUNT(*) FROM customer_license_counts), (SELECT SUM(n)::BIGINT FROM customer_license_counts)";
-    let (rows, n, customer_rows, customer_n): (i64, i64, i64, i64) =
-        sqlx::query_as(counts).fetch_one(&mut other).await.unwrap();
-    assert_eq!((rows, n, customer_rows, customer_n), (3, 3, 3, 3), "a row each write");
+    let counts = "SELECT (SELECT COUNT(*) FROM license_count_changes), (SELECT COALESCE(SUM(n), 0)::BIGINT \
+                  FROM license_counts), (SELECT COUNT(*) FROM customer_license_count_changes), \
+                  (SELECT COALESCE(SUM(n), 0)::BIGINT FROM customer_license_counts)";
+    // What a node of the version before 0006 reads: the rows alone, late but never an error.
+    let before_0006 = "SELECT COALESCE((SELECT n FROM license_counts WHERE environment = 'production'), 0)";
+    let changes: (i64, i64, i64, i64) = sqlx::query_as(counts).fetch_one(&mut other).await.unwrap();
+    assert_eq!(changes, (3, 0, 3, 0), "a change each write, none folded");
+    let (late,): (i64,) = sqlx::query_as(before_0006).fetch_one(&mut other).await.unwrap();
+    assert_eq!(late, 0);
     assert_eq!(store.licenses(PROD, &license_query()).await.unwrap().total, 3);
     store.fold_license_counts().await.unwrap();
     let folded: (i64, i64, i64, i64) = sqlx::query_as(counts).fetch_one(&mut other).await.unwrap();
-    assert_eq!(folded, (1, 3, 1, 3), "one row each once folded");
+    assert_eq!(folded, (0, 3, 0, 3), "the changes added into the rows");
+    let (caught_up,): (i64,) = sqlx::query_as(before_0006).fetch_one(&mut other).await.unwrap();
+    assert_eq!(caught_up, 3);
     assert_eq!(store.licenses(PROD, &license_query()).await.unwrap().total, 3);
     store.close().await;
 }

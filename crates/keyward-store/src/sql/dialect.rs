@@ -168,7 +168,11 @@ impl Backend {
     pub(crate) fn customer_license_count(self) -> Option<&'static str> {
         match self {
             Backend::Sqlite => None,
-            Backend::Postgres => Some("SELECT COALESCE(SUM(n), 0)::BIGINT AS n FROM customer_license_counts"),
+            Backend::Postgres => Some(
+                "SELECT COALESCE(SUM(n), 0)::BIGINT AS n FROM (SELECT customer_id, environment, n \
+                 FROM customer_license_counts UNION ALL SELECT customer_id, environment, n \
+                 FROM customer_license_count_changes) counts",
+            ),
         }
     }
 
@@ -265,25 +269,34 @@ impl Backend {
         }
     }
 
-    /// PostgreSQL keeps its license counts as rows that each write adds (migration 0006): these
-    /// sum each environment's and customer's rows back into one, in one statement a table.
+    /// Where each environment's license count is kept, to be followed by `WHERE environment = …`
+    /// and summed: SQLite's triggers update one row (migration 0005); PostgreSQL's append their
+    /// changes beside the rows (0004, 0006).
+    pub(crate) fn environment_license_counts(self) -> &'static str {
+        match self {
+            Backend::Sqlite => "license_counts",
+            Backend::Postgres => {
+                "(SELECT environment, n FROM license_counts \
+                 UNION ALL SELECT environment, n FROM license_count_changes) counts"
+            }
+        }
+    }
+
+    /// PostgreSQL: adds the counts' changes (migration 0006) into their rows, one statement a
+    /// table, rows taken in key order so that two nodes folding at once never wait in a circle.
     pub(crate) fn fold_license_counts(self) -> &'static [&'static str] {
         match self {
             Backend::Sqlite => &[],
             Backend::Postgres => &[
-                "WITH split AS (SELECT environment FROM license_counts GROUP BY environment HAVING COUNT(*) > 1), \
-                 gone AS (DELETE FROM license_counts c USING split s WHERE c.environment = s.environment \
-                 RETURNING c.environment, c.n) \
-                 INSERT INTO license_counts (environment, n) \
-                 SELECT environment, SUM(n) FROM gone GROUP BY environment HAVING SUM(n) <> 0",
-                "WITH split AS (SELECT customer_id, environment FROM customer_license_counts \
-                 GROUP BY customer_id, environment HAVING COUNT(*) > 1), \
-                 gone AS (DELETE FROM customer_license_counts c USING split s \
-                 WHERE c.customer_id = s.customer_id AND c.environment = s.environment \
-                 RETURNING c.customer_id, c.environment, c.n) \
-                 INSERT INTO customer_license_counts (customer_id, environment, n) \
+                "WITH gone AS (DELETE FROM license_count_changes RETURNING environment, n) \
+                 INSERT INTO license_counts AS c (environment, n) \
+                 SELECT environment, SUM(n) FROM gone GROUP BY environment ORDER BY environment \
+                 ON CONFLICT (environment) DO UPDATE SET n = c.n + EXCLUDED.n",
+                "WITH gone AS (DELETE FROM customer_license_count_changes RETURNING customer_id, environment, n) \
+                 INSERT INTO customer_license_counts AS c (customer_id, environment, n) \
                  SELECT customer_id, environment, SUM(n) FROM gone GROUP BY customer_id, environment \
-                 HAVING SUM(n) <> 0",
+                 ORDER BY customer_id, environment \
+                 ON CONFLICT (customer_id, environment) DO UPDATE SET n = c.n + EXCLUDED.n",
             ],
         }
     }
