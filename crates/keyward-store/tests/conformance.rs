@@ -19,7 +19,12 @@ const PROD: &str = "production";
 const STAGING: &str = "staging";
 
 async fn catalog(store: &SqlStore, environment: &str) -> (Product, Generator) {
-    let product = testing::product(environment, "Acme Studio");
+    named_catalog(store, environment, "Acme Studio").await
+}
+
+/// A product of this name and a generator of it.
+async fn named_catalog(store: &SqlStore, environment: &str, name: &str) -> (Product, Generator) {
+    let product = testing::product(environment, name);
     store.create_product(&product, &audit("product.created")).await.unwrap();
     let generator = testing::generator(&product);
     store.create_generator(&generator, &audit("generator.created")).await.unwrap();
@@ -784,34 +789,13 @@ async fn a_search_for_a_few_customers_totals_their_licenses_through_every_change
     .await;
 }
 
-/// Every page of a list, in order, checking the total on each; the ids.
-async fn every_page(store: &SqlStore, mut query: LicenseQuery, total: i64) -> Vec<String> {
-    let mut ids = Vec::new();
-    loop {
-        let page = store.licenses(PROD, &query).await.unwrap();
-        assert_eq!(page.total, total);
-        ids.extend(page.data.into_iter().map(|l| l.id));
-        match page.next_cursor {
-            Some(cursor) => query.cursor = Some(cursor),
-            None => return ids,
-        }
-    }
-}
-
 /// A search or a filter whose licenses sit at the far end of a sort that only the environment's
 /// index keeps (one customer's, made before everyone else's, expiring first) pages in order both
 /// ways: the walk along that index gives up after a few entries and the part is sorted whole.
 #[tokio::test]
 async fn licenses_at_the_far_end_of_a_sort_page_in_order() {
     on_each_backend(|store| async move {
-        let mut catalogs = Vec::new();
-        for name in ["Early", "Late"] {
-            let product = testing::product(PROD, name);
-            store.create_product(&product, &audit("product.created")).await.unwrap();
-            let generator = testing::generator(&product);
-            store.create_generator(&generator, &audit("generator.created")).await.unwrap();
-            catalogs.push((product, generator));
-        }
+        let catalogs = [named_catalog(&store, PROD, "Early").await, named_catalog(&store, PROD, "Late").await];
         let people = customers(&store, &[("Ana", "ana@early.example"), ("Bo", "bo@late.example")]).await;
         let (base, day) = (now(), Duration::days(1));
         // Ana's come first and expire before anyone else's, with many ties; Bo's never expire.
@@ -831,29 +815,23 @@ async fn licenses_at_the_far_end_of_a_sort_page_in_order() {
             .collect();
         store.insert_licenses(&bo, &audit("license.created")).await.unwrap();
 
-        let in_order = |key: fn(&License) -> (i64, String), order: Order| {
-            let mut keyed: Vec<(i64, String)> = ana.iter().map(key).collect();
-            keyed.sort();
-            if order == Order::Desc {
-                keyed.reverse();
-            }
-            keyed.into_iter().map(|(_, id)| id).collect::<Vec<_>>()
+        let in_order = |sort, order| {
+            let mut expected: Vec<&License> = ana.iter().collect();
+            list_order(&mut expected, sort, order);
+            expected.into_iter().map(|l| l.id.clone()).collect::<Vec<_>>()
         };
-        let by_expiry: fn(&License) -> (i64, String) =
-            |l| (l.expires_at.map_or(i64::MAX, |at| at.timestamp_micros()), l.id.clone());
-        let by_creation: fn(&License) -> (i64, String) = |l| (l.created_at.timestamp_micros(), l.id.clone());
+        let ids = |(seen, total): (Vec<License>, i64)| {
+            assert_eq!(total, 5_300);
+            seen.into_iter().map(|l| l.id).collect::<Vec<_>>()
+        };
         for order in [Order::Desc, Order::Asc] {
-            let search = LicenseQuery {
-                q: Some("ana@early".into()),
-                sort: LicenseSort::ExpiresAt,
-                order,
-                limit: 200,
-                ..license_query()
-            };
-            assert_eq!(every_page(&store, search, 5_300).await, in_order(by_expiry, order), "search, {order:?}");
-            let product =
-                LicenseQuery { product: Some(catalogs[0].0.id.clone()), order, limit: 200, ..license_query() };
-            assert_eq!(every_page(&store, product, 5_300).await, in_order(by_creation, order), "product, {order:?}");
+            let (sort, q) = (LicenseSort::ExpiresAt, Some("ana@early".into()));
+            let search = LicenseQuery { q, sort, order, ..license_query() };
+            let seen = ids(pages_of(&store, &search, 200, 10_000).await);
+            assert_eq!(seen, in_order(sort, order), "search, {order:?}");
+            let product = LicenseQuery { product: Some(catalogs[0].0.id.clone()), order, ..license_query() };
+            let seen = ids(pages_of(&store, &product, 200, 10_000).await);
+            assert_eq!(seen, in_order(LicenseSort::CreatedAt, order), "product, {order:?}");
         }
     })
     .await;
@@ -913,11 +891,7 @@ async fn varied_licenses(store: &SqlStore) -> Vec<License> {
     let names = ["Alpha Suite", "beta tool", "Gamma"];
     let mut catalogs = Vec::new();
     for name in names {
-        let product = testing::product(PROD, name);
-        store.create_product(&product, &audit("product.created")).await.unwrap();
-        let generator = testing::generator(&product);
-        store.create_generator(&generator, &audit("generator.created")).await.unwrap();
-        catalogs.push((product, generator));
+        catalogs.push(named_catalog(store, PROD, name).await);
     }
     let ana = testing::customer(PROD, "Ana Lima", "ana@acme.com");
     let bo = testing::customer(PROD, "Bo Acme", "bo@example.org");
