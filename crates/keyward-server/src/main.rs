@@ -280,6 +280,9 @@ async fn generate(
         eprintln!("generated {done}/{count} ({:.1} s)", started.elapsed().as_secs_f64());
     }
     store.fold_license_counts().await?;
+    // SQLite indexes keys for search on another core while the batches are written; the time
+    // reported includes the rest of it.
+    store.catch_up_search_index().await?;
     if count >= GENERATE_BATCH {
         store.refresh_statistics().await?;
     }

@@ -65,6 +65,10 @@ pub trait Store: Send + Sync + 'static {
     /// index-only counts need) up to the new rows, instead of waiting for autovacuum.
     async fn refresh_statistics(&self) -> Result<()>;
 
+    /// SQLite: indexes every license still pending in the key search file (a background task
+    /// keeps it caught up; searches are exact either way). For the end of a bulk load and tests.
+    async fn catch_up_search_index(&self) -> Result<()>;
+
     /// Adds the changes PostgreSQL's license counts gather (a row a write, so that writers never
     /// wait on one row) into the counts' rows; nothing to do on SQLite. Every few seconds.
     async fn fold_license_counts(&self) -> Result<()>;

@@ -1484,6 +1484,114 @@ async fn opening_refuses_what_it_cannot_use() {
     assert_eq!(memory.product(PROD, &product.id).await.unwrap(), Some(product));
 }
 
+/// The keys a search lists, sorted.
+async fn keys_found(store: &SqlStore, q: &str) -> Vec<String> {
+    let (seen, total) = page_through(store, &LicenseQuery { q: Some(q.into()), ..license_query() }).await;
+    assert_eq!(total, seen.len() as i64, "q={q}");
+    let mut keys: Vec<String> = seen.into_iter().map(|l| l.key).collect();
+    keys.sort();
+    keys
+}
+
+/// Licenses waiting for SQLite's key search file to index them.
+async fn pending_in(database: &std::path::Path) -> i64 {
+    let mut conn = sqlx::SqliteConnection::connect(&format!("sqlite://{}", database.display())).await.unwrap();
+    sqlx::query_scalar("SELECT COUNT(*) FROM license_search_pending").fetch_one(&mut conn).await.unwrap()
+}
+
+fn strings(keys: &[&str]) -> Vec<String> {
+    keys.iter().map(|k| k.to_string()).collect()
+}
+
+/// SQLite indexes keys in a file of its own, behind the writes: a search is exact while
+/// licenses wait to be indexed (here: another process holds that file), after they are, when
+/// the file is deleted, and when a backup is opened beside a search file that is not its own.
+#[tokio::test]
+async fn key_search_is_exact_whether_or_not_the_search_file_has_caught_up() {
+    let dir = tempfile::tempdir().unwrap();
+    let database = dir.path().join("keyward.db");
+    let search_file = dir.path().join("keyward.search.db");
+    let store = SqlStore::open(&format!("sqlite://{}", database.display())).await.unwrap();
+    let (product, generator) = catalog(&store, PROD).await;
+    let insert = |keys: &[&str]| {
+        let licenses: Vec<License> = keys.iter().map(|k| testing::license(&generator, &product, k)).collect();
+        let store = store.clone();
+        async move { store.insert_licenses(&licenses, &audit("license.created")).await.unwrap() }
+    };
+    let delete = |key: &'static str| {
+        let store = store.clone();
+        async move {
+            store.delete_license(PROD, key, Box::new(|_| Ok(())), &audit("license.deleted")).await.unwrap();
+        }
+    };
+    insert(&["ALPHA-0001", "ALPHA-0002", "BETA-0001"]).await;
+    store.catch_up_search_index().await.unwrap();
+    assert_eq!(pending_in(&database).await, 0);
+    assert_eq!(keys_found(&store, "alpha").await, strings(&["ALPHA-0001", "ALPHA-0002"]));
+
+    // Another process holds the search file's write lock: nothing more is indexed meanwhile.
+    let mut holder = sqlx::SqliteConnection::connect(&format!("sqlite://{}", search_file.display())).await.unwrap();
+    sqlx::query("BEGIN IMMEDIATE").execute(&mut holder).await.unwrap();
+    insert(&["ZEBRA-0001", "ZEBRA-0002"]).await;
+    delete("ALPHA-0001").await;
+    tokio::time::sleep(std::time::Duration::from_millis(500)).await;
+    assert_eq!(pending_in(&database).await, 3, "the new and the deleted licenses wait");
+    let expected = [
+        ("zebra", strings(&["ZEBRA-0001", "ZEBRA-0002"])),
+        ("ALPHA", strings(&["ALPHA-0002"])),
+        ("a-000", strings(&["ALPHA-0002", "BETA-0001", "ZEBRA-0001", "ZEBRA-0002"])),
+        ("ze", strings(&["ZEBRA-0001", "ZEBRA-0002"])),
+        ("ZEBRA-0001-longer-than-any-key", Vec::new()),
+    ];
+    for (q, keys) in &expected {
+        assert_eq!(&keys_found(&store, q).await, keys, "q={q}, licenses pending");
+    }
+    sqlx::query("ROLLBACK").execute(&mut holder).await.unwrap();
+    holder.close().await.unwrap();
+    store.catch_up_search_index().await.unwrap();
+    assert_eq!(pending_in(&database).await, 0);
+    for (q, keys) in &expected {
+        assert_eq!(&keys_found(&store, q).await, keys, "q={q}, all indexed");
+    }
+
+    // A backup opened beside a search file of later changes is indexed anew, not trusted.
+    let restored = tempfile::tempdir().unwrap();
+    store.backup_sqlite(&restored.path().join("keyward.db")).await.unwrap();
+    delete("ZEBRA-0001").await;
+    store.catch_up_search_index().await.unwrap();
+    assert_eq!(keys_found(&store, "zebra").await, strings(&["ZEBRA-0002"]));
+    store.close().await;
+    drop(store);
+    for file in ["keyward.search.db", "keyward.search.db-wal"] {
+        if dir.path().join(file).exists() {
+            std::fs::copy(dir.path().join(file), restored.path().join(file)).unwrap();
+        }
+    }
+    let backup = SqlStore::open(&format!("sqlite://{}", restored.path().join("keyward.db").display())).await.unwrap();
+    assert_eq!(keys_found(&backup, "zebra").await, strings(&["ZEBRA-0001", "ZEBRA-0002"]));
+    backup.catch_up_search_index().await.unwrap();
+    assert_eq!(keys_found(&backup, "zebra").await, strings(&["ZEBRA-0001", "ZEBRA-0002"]));
+    backup.close().await;
+
+    // A deleted search file is built anew from the database.
+    for file in ["keyward.search.db", "keyward.search.db-wal", "keyward.search.db-shm"] {
+        let _ = std::fs::remove_file(dir.path().join(file));
+    }
+    let reopened = SqlStore::open(&format!("sqlite://{}", database.display())).await.unwrap();
+    reopened.catch_up_search_index().await.unwrap();
+    assert_eq!(keys_found(&reopened, "a-000").await, strings(&["ALPHA-0002", "BETA-0001", "ZEBRA-0002"]));
+    assert_eq!(pending_in(&database).await, 0);
+
+    // An in-memory database keeps its search index in memory too, on its one connection.
+    let memory = SqlStore::open("sqlite::memory:").await.unwrap();
+    let (product, generator) = catalog(&memory, PROD).await;
+    let licenses = [testing::license(&generator, &product, "GAMMA-0001")];
+    memory.insert_licenses(&licenses, &audit("license.created")).await.unwrap();
+    assert_eq!(keys_found(&memory, "amma").await, strings(&["GAMMA-0001"]));
+    memory.catch_up_search_index().await.unwrap();
+    assert_eq!(keys_found(&memory, "amma").await, strings(&["GAMMA-0001"]));
+}
+
 #[tokio::test]
 async fn many_nodes_migrate_one_postgres_at_once() {
     let Some(database) = testing::PostgresDatabase::create().await else { return };

@@ -1,6 +1,7 @@
 //! Every place where SQLite and PostgreSQL differ, in one spot; all other SQL text is shared.
 
 use super::rows::{contains_pattern, Sql};
+use super::search;
 use crate::Backend;
 use sqlx::migrate::Migrator;
 
@@ -10,9 +11,9 @@ pub(crate) const SQLITE_BUSY_TIMEOUT: &str = "PRAGMA busy_timeout = 10000";
 /// A search (`q`) as its backend looks it up: the values to bind (see `Backend::search_term`).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) enum SearchTerm {
-    /// SQLite: an FTS5 query of the trigram tables and, when it holds only the ends of a long
-    /// search, the LIKE pattern that its candidates must match whole.
-    Phrase { query: String, confirm: Option<String> },
+    /// SQLite: an FTS5 query of the trigram tables, the search's LIKE pattern, and whether the
+    /// query holds only the ends of a long search, whose candidates the pattern confirms whole.
+    Phrase { query: String, pattern: String, confirm: bool },
     /// A lower-cased LIKE pattern (`\` escapes), compared row by row or through pg_trgm.
     Pattern(String),
     /// PostgreSQL, a long search: LIKE patterns of its two ends, which pg_trgm serves with a
@@ -23,10 +24,12 @@ pub(crate) enum SearchTerm {
 /// A `SearchTerm`'s placeholders in a statement.
 #[derive(Debug, Clone)]
 pub(crate) enum Term {
-    /// An FTS5 query and, for a long search, the LIKE pattern that confirms its candidates.
+    /// An FTS5 query, the LIKE pattern of the whole search, and whether the pattern must
+    /// confirm the query's candidates (a long search).
     Phrase {
         query: String,
-        confirm: Option<String>,
+        pattern: String,
+        confirm: bool,
     },
     Compare(Comparison),
 }
@@ -42,10 +45,9 @@ impl SearchTerm {
     /// Binds the term to `sql`: its placeholders there.
     pub(crate) fn bind(&self, sql: &mut Sql) -> Term {
         match self {
-            SearchTerm::Phrase { query, confirm } => Term::Phrase {
-                query: sql.arg(query.as_str()),
-                confirm: confirm.as_deref().map(|pattern| sql.arg(pattern)),
-            },
+            SearchTerm::Phrase { query, pattern, confirm } => {
+                Term::Phrase { query: sql.arg(query.as_str()), pattern: sql.arg(pattern.as_str()), confirm: *confirm }
+            }
             SearchTerm::Pattern(pattern) => Term::Compare(Comparison::Pattern(sql.arg(pattern.as_str()))),
             SearchTerm::Ends { first, last, whole } => Term::Compare(Comparison::Ends {
                 first: sql.arg(first.as_str()),
@@ -191,10 +193,11 @@ impl Backend {
         match (self, ends) {
             (Backend::Sqlite, Some((first, last))) => SearchTerm::Phrase {
                 query: format!("{} AND {}", fts5_phrase(&first), fts5_phrase(&last)),
-                confirm: Some(contains_pattern(q)),
+                pattern: contains_pattern(q),
+                confirm: true,
             },
             (Backend::Sqlite, None) if chars.len() >= 3 => {
-                SearchTerm::Phrase { query: fts5_phrase(&lower), confirm: None }
+                SearchTerm::Phrase { query: fts5_phrase(&lower), pattern: contains_pattern(q), confirm: false }
             }
             (Backend::Postgres, Some((first, last))) => {
                 SearchTerm::Ends { first: contains_pattern(&first), last: contains_pattern(&last), whole: lower }
@@ -209,8 +212,8 @@ impl Backend {
     /// same `lower(…)` expressions.
     pub(crate) fn customer_matches(self, env: &str, term: &Term) -> String {
         match (self, term) {
-            (Backend::Sqlite, Term::Phrase { query, confirm }) => {
-                let whole = confirm.as_ref().map(|pattern| {
+            (Backend::Sqlite, Term::Phrase { query, pattern, confirm }) => {
+                let whole = confirm.then(|| {
                     let whole = Comparison::Pattern(pattern.clone());
                     format!("({} OR {})", whole.in_text("email"), whole.in_text("name"))
                 });
@@ -232,21 +235,37 @@ impl Backend {
     }
 
     /// SQLite: a statement yielding the `id` of each license of the environment whose key
-    /// contains the search, from its FTS5 trigram table (placeholders as `customer_matches`).
+    /// contains the search (placeholders as `customer_matches`): from the trigram table of the
+    /// search file, less the licenses pending there, whose keys are compared row by row
+    /// (`search.rs`; a statement takes the database's snapshot before the search file's).
+    /// A search too short for a trigram compares the keys there row by row. (The pending licenses
+    /// are looked up one by one: left to itself, SQLite would rather walk every license of the
+    /// environment and look each up among the pending.)
     /// PostgreSQL compares `lower(l.key)` row by row, which its pg_trgm index serves as well as a
     /// list of ids would, and better inside an OR: `None`.
     pub(crate) fn key_matches(self, env: &str, term: &Term) -> Option<String> {
-        match (self, term) {
-            (Backend::Sqlite, Term::Phrase { query, confirm }) => {
-                let whole = confirm.as_ref().map(|pattern| Comparison::Pattern(pattern.clone()).in_text("key"));
-                Some(trigram_matches("license_id", "license_key_search", query, env, whole))
+        let (indexed, whole) = match (self, term) {
+            (Backend::Sqlite, Term::Phrase { query, pattern, confirm }) => {
+                let whole = Comparison::Pattern(pattern.clone());
+                let table = format!("{}.license_key_search", search::SCHEMA);
+                (trigram_matches("license_id", &table, query, env, confirm.then(|| whole.in_text("key"))), whole)
             }
-            (Backend::Sqlite, Term::Compare(compare)) => Some(format!(
-                "SELECT license_id AS id FROM license_key_search WHERE {} AND environment = {env}",
-                compare.in_text("key")
-            )),
-            (Backend::Postgres, _) => None,
-        }
+            (Backend::Sqlite, Term::Compare(compare)) => (
+                format!(
+                    "SELECT license_id AS id FROM {}.license_key_search WHERE {} AND environment = {env}",
+                    search::SCHEMA,
+                    compare.in_text("key")
+                ),
+                compare.clone(),
+            ),
+            (Backend::Postgres, _) => return None,
+        };
+        Some(format!(
+            "{indexed} AND license_id NOT IN (SELECT license_id FROM license_search_pending) \
+             UNION ALL SELECT pl.id FROM license_search_pending p CROSS JOIN licenses pl ON pl.id = p.license_id \
+             WHERE pl.environment = {env} AND {}",
+            whole.in_text("lower(pl.key)")
+        ))
     }
 
     /// The condition on a license `l` that its key contains the search.
@@ -310,12 +329,14 @@ impl Backend {
     }
 }
 
-/// SQLite: the `id_column` of each row of the FTS5 trigram `table`, in the environment, whose
+/// SQLite: the `id_column` of each row of the FTS5 trigram `table` (`schema.table` or not), in the environment, whose
 /// text holds the phrase `query`; `whole`, when the search was looked up by its ends, confirms
 /// the whole of it on that row's text.
 fn trigram_matches(id_column: &str, table: &str, query: &str, env: &str, whole: Option<String>) -> String {
+    // MATCH names the table itself, without the schema it may be in.
+    let name = table.rsplit('.').next().unwrap_or(table);
     let mut statement =
-        format!("SELECT {id_column} AS id FROM {table} WHERE {table} MATCH {query} AND environment = {env}");
+        format!("SELECT {id_column} AS id FROM {table} WHERE {name} MATCH {query} AND environment = {env}");
     if let Some(whole) = whole {
         statement.push_str(&format!(" AND {whole}"));
     }

@@ -419,6 +419,11 @@ impl SqlStore {
             StoreError::Database(sqlx::Error::Configuration("the backup path is not valid UTF-8".into()))
         })?;
         sqlx::query("VACUUM INTO $1").bind(target).execute(&self.reader).await?;
+        // The key search file is not copied: whichever one sits beside the backup once it is
+        // restored is not its index, and is built anew when the backup is opened.
+        let mut copy = <AnyConnection as sqlx::Connection>::connect(&format!("sqlite://{target}")).await?;
+        sqlx::raw_sql("UPDATE search_index SET token = NULL").execute(&mut copy).await?;
+        sqlx::Connection::close(copy).await?;
         Ok(())
     }
 }

@@ -9,6 +9,7 @@ mod licenses;
 mod list;
 mod notify;
 mod rows;
+mod search;
 
 pub use dump::{Dump, DumpData, EnvironmentRow, SettingsRow, DUMP_FORMAT, DUMP_VERSION};
 pub use notify::{CacheInvalidation, LicenseChanges};
@@ -39,6 +40,10 @@ pub struct SqlStore {
     writer: AnyPool,
     /// SQLite: readers beside the writer (WAL). PostgreSQL: the same pool as `writer`.
     reader: AnyPool,
+    /// SQLite: the connections that keep the key search file (`search.rs`).
+    search: Option<search::SearchIndexer>,
+    /// SQLite: the task that keeps it caught up, stopped with the last handle of the store.
+    _indexing: Option<Arc<search::IndexerTask>>,
     /// For the change listener; holds credentials, so never printed.
     url: Arc<str>,
 }
@@ -82,20 +87,34 @@ fn sqlite_path(url: &str) -> Option<std::path::PathBuf> {
     (!path.is_empty() && !path.contains(":memory:")).then(|| std::path::PathBuf::from(path))
 }
 
-fn pool_options(backend: Backend, writer: bool) -> AnyPoolOptions {
+/// What a pool's connections are for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Role {
+    Writer,
+    Reader,
+    /// SQLite: writes the key search file, reads the database.
+    Indexer,
+}
+
+/// A pool's options; `search`: SQLite, where its connections attach the key search file.
+fn pool_options(backend: Backend, role: Role, search: Option<search::Attach>) -> AnyPoolOptions {
     let options = AnyPoolOptions::new().acquire_timeout(ACQUIRE_TIMEOUT).after_connect(
         move |conn: &mut AnyConnection, _meta: PoolConnectionMetadata| {
+            let search = search.clone();
             Box::pin(async move {
-                for pragma in backend.connection_pragmas(writer) {
+                for pragma in backend.connection_pragmas(role == Role::Writer) {
                     conn.execute(*pragma).await?;
+                }
+                if let Some(search) = search {
+                    search.to(conn, role != Role::Reader).await?;
                 }
                 Ok(())
             })
         },
     );
-    match (backend, writer) {
-        (Backend::Sqlite, true) => options.max_connections(1).min_connections(1),
-        (Backend::Sqlite, false) => options.max_connections(SQLITE_READERS),
+    match (backend, role) {
+        (Backend::Sqlite, Role::Writer | Role::Indexer) => options.max_connections(1).min_connections(1),
+        (Backend::Sqlite, Role::Reader) => options.max_connections(SQLITE_READERS),
         (Backend::Postgres, _) => options.max_connections(POSTGRES_CONNECTIONS),
     }
 }
@@ -129,34 +148,59 @@ impl SqlStore {
                 redact_url(database_url)
             )));
         };
-        let (writer, reader) = match backend {
+        let (writer, reader, search) = match backend {
             Backend::Sqlite => {
                 let (url, memory) = sqlite_url(database_url);
-                if let Some(parent) = sqlite_path(database_url).as_deref().and_then(std::path::Path::parent) {
+                let path = sqlite_path(database_url);
+                if let Some(parent) = path.as_deref().and_then(std::path::Path::parent) {
                     if !parent.as_os_str().is_empty() {
                         std::fs::create_dir_all(parent).map_err(|e| {
                             configuration(format!("cannot create the folder {}: {e}", parent.display()))
                         })?;
                     }
                 }
-                let writer = connect(pool_options(backend, true), &url).await?;
-                // An in-memory database lives in its one connection: read through it too.
-                let reader = if memory { writer.clone() } else { connect(pool_options(backend, false), &url).await? };
-                (writer, reader)
+                if memory {
+                    // An in-memory database lives in its one connection: read and index through it.
+                    let pool = connect(pool_options(backend, Role::Writer, Some(search::Attach::Memory)), &url).await?;
+                    backend.migrations().run(&pool).await?;
+                    let search =
+                        search::SearchIndexer { indexer: pool.clone(), writer: pool.clone(), pass: Default::default() };
+                    (pool.clone(), pool, Some(search))
+                } else {
+                    let writer = connect(pool_options(backend, Role::Writer, None), &url).await?;
+                    backend.migrations().run(&writer).await?;
+                    let file = path.as_deref().map(search::search_file).ok_or_else(|| {
+                        configuration(format!("cannot tell the file of {}", redact_url(database_url)))
+                    })?;
+                    let file = search::Attach::File(file.to_string_lossy().as_ref().into());
+                    let indexer = connect(pool_options(backend, Role::Indexer, Some(file.clone())), &url).await?;
+                    let reader = connect(pool_options(backend, Role::Reader, Some(file)), &url).await?;
+                    (writer.clone(), reader, Some(search::SearchIndexer { indexer, writer, pass: Default::default() }))
+                }
             }
             Backend::Postgres => {
-                let pool = connect(pool_options(backend, true), database_url).await?;
-                (pool.clone(), pool)
+                let pool = connect(pool_options(backend, Role::Writer, None), database_url).await?;
+                backend.migrations().run(&pool).await?;
+                (pool.clone(), pool, None)
             }
         };
-        backend.migrations().run(&writer).await?;
-        Ok(SqlStore { backend, writer, reader, url: database_url.into() })
+        let indexing = match &search {
+            Some(search) => {
+                search.open().await?;
+                Some(Arc::new(search::IndexerTask(tokio::spawn(search.clone().keep_up()))))
+            }
+            None => None,
+        };
+        Ok(SqlStore { backend, writer, reader, search, _indexing: indexing, url: database_url.into() })
     }
 
     /// Closes every connection; the store is unusable after.
     pub async fn close(&self) {
         self.writer.close().await;
         self.reader.close().await;
+        if let Some(search) = &self.search {
+            search.indexer.close().await;
+        }
     }
 
     /// A writing transaction (on SQLite it holds the database's write lock from its start).
@@ -189,6 +233,13 @@ impl Store for SqlStore {
             sqlx::raw_sql(statement).execute(&self.writer).await?;
         }
         Ok(())
+    }
+
+    async fn catch_up_search_index(&self) -> Result<()> {
+        match &self.search {
+            Some(search) => search.catch_up().await,
+            None => Ok(()),
+        }
     }
 
     async fn fold_license_counts(&self) -> Result<()> {
