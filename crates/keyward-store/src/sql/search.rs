@@ -9,7 +9,8 @@ use std::path::{Path, PathBuf};
 /// The schema name the search file is attached under, on the readers and the indexer.
 pub(crate) const SCHEMA: &str = "search";
 
-/// Pending licenses the indexer takes in one transaction.
+/// Pending licenses the indexer takes in one transaction: a large pass writes fewer, larger
+/// FTS5 segments in a bulk load (against 20,000, within the machine's noise at a million).
 const INDEX_BATCH: i64 = 100_000;
 
 /// How often an idle indexer looks for pending licenses. A search never waits for it (pending
@@ -39,11 +40,12 @@ impl Attach {
         sqlx::query(&format!("ATTACH DATABASE $1 AS {SCHEMA}")).bind(target).execute(&mut *conn).await?;
         if indexer {
             // The same durability as the database's writer; its own pages for the trigram merges.
+            // (This connection writes only the search file: checkpoints every 32 MB, not 4.)
             for pragma in [
                 "PRAGMA search.journal_mode = WAL",
                 "PRAGMA search.journal_size_limit = 67108864",
                 "PRAGMA search.synchronous = NORMAL",
-                "PRAGMA search.cache_size = -65536",
+                "PRAGMA search.cache_size = -16384",
                 "PRAGMA wal_autocheckpoint = 8192",
             ] {
                 conn.execute(pragma).await?;
