@@ -466,9 +466,11 @@ impl SqlStore {
             };
             total += count;
             let one_index = match query.sort {
-                LicenseSort::Key | LicenseSort::Status | LicenseSort::ActivationLimit | LicenseSort::ExpiresAt => true,
-                // A customer's licenses, newest first, have an index of their own.
-                LicenseSort::CreatedAt => part.per_customer.is_empty() && query.customer.is_none(),
+                LicenseSort::Key | LicenseSort::Status | LicenseSort::ActivationLimit => true,
+                // A customer's licenses, newest first and by expiry, have indexes of their own.
+                LicenseSort::CreatedAt | LicenseSort::ExpiresAt => {
+                    part.per_customer.is_empty() && query.customer.is_none()
+                }
                 LicenseSort::Product | LicenseSort::Customer => false,
             };
             if one_index && part.condition.is_none() && !part.whole_environment {
@@ -515,8 +517,9 @@ impl SqlStore {
                         },
                     ]
                 }
-                // Newest first, each matching customer's licenses along that customer's index.
-                LicenseSort::CreatedAt if !part.per_customer.is_empty() => part
+                // Newest first or by expiry, each matching customer's licenses along that
+                // customer's index.
+                LicenseSort::CreatedAt | LicenseSort::ExpiresAt if !part.per_customer.is_empty() => part
                     .per_customer
                     .iter()
                     .map(|filter| Slice {
