@@ -247,13 +247,14 @@ impl Backend {
         let (indexed, whole) = match (self, term) {
             (Backend::Sqlite, Term::Phrase { query, pattern, confirm }) => {
                 let whole = Comparison::Pattern(pattern.clone());
-                let table = format!("{}.license_key_search", search::SCHEMA);
-                (trigram_matches("license_id", &table, query, env, confirm.then(|| whole.in_text("key"))), whole)
+                let matches =
+                    trigram_matches("license_id", search::KEY_TABLE, query, env, confirm.then(|| whole.in_text("key")));
+                (matches, whole)
             }
             (Backend::Sqlite, Term::Compare(compare)) => (
                 format!(
-                    "SELECT license_id AS id FROM {}.license_key_search WHERE {} AND environment = {env}",
-                    search::SCHEMA,
+                    "SELECT license_id AS id FROM {} WHERE {} AND environment = {env}",
+                    search::KEY_TABLE,
                     compare.in_text("key")
                 ),
                 compare.clone(),
@@ -329,9 +330,9 @@ impl Backend {
     }
 }
 
-/// SQLite: the `id_column` of each row of the FTS5 trigram `table` (`schema.table` or not), in the environment, whose
-/// text holds the phrase `query`; `whole`, when the search was looked up by its ends, confirms
-/// the whole of it on that row's text.
+/// SQLite: the `id_column` of each row of the FTS5 trigram `table` (`schema.table` or not), in
+/// the environment, whose text holds the phrase `query`; `whole`, when the search was looked up by
+/// its ends, confirms the whole of it on that row's text.
 fn trigram_matches(id_column: &str, table: &str, query: &str, env: &str, whole: Option<String>) -> String {
     // MATCH names the table itself, without the schema it may be in.
     let name = table.rsplit('.').next().unwrap_or(table);

@@ -16,7 +16,8 @@ use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use sha2::{Digest, Sha256};
-use sqlx::{AnyConnection, Row};
+use sqlx::sqlite::SqliteConnectOptions;
+use sqlx::{AnyConnection, ConnectOptions, Connection, Row};
 use std::path::Path;
 
 /// What `Dump::format` says of a keyward dump.
@@ -421,9 +422,9 @@ impl SqlStore {
         sqlx::query("VACUUM INTO $1").bind(target).execute(&self.reader).await?;
         // The key search file is not copied: whichever one sits beside the backup once it is
         // restored is not its index, and is built anew when the backup is opened.
-        let mut copy = <AnyConnection as sqlx::Connection>::connect(&format!("sqlite://{target}")).await?;
+        let mut copy = SqliteConnectOptions::new().filename(path).connect().await?;
         sqlx::raw_sql("UPDATE search_index SET token = NULL").execute(&mut copy).await?;
-        sqlx::Connection::close(copy).await?;
+        copy.close().await?;
         Ok(())
     }
 }

@@ -162,28 +162,24 @@ impl SqlStore {
                 if memory {
                     // An in-memory database lives in its one connection: read and index through it.
                     let pool = connect(pool_options(backend, Role::Writer, Some(search::Attach::Memory)), &url).await?;
-                    backend.migrations().run(&pool).await?;
-                    let search =
-                        search::SearchIndexer { indexer: pool.clone(), writer: pool.clone(), pass: Default::default() };
-                    (pool.clone(), pool, Some(search))
+                    (pool.clone(), pool.clone(), Some(search::SearchIndexer::new(pool.clone(), pool)))
                 } else {
                     let writer = connect(pool_options(backend, Role::Writer, None), &url).await?;
-                    backend.migrations().run(&writer).await?;
                     let file = path.as_deref().map(search::search_file).ok_or_else(|| {
                         configuration(format!("cannot tell the file of {}", redact_url(database_url)))
                     })?;
                     let file = search::Attach::File(file.to_string_lossy().as_ref().into());
                     let indexer = connect(pool_options(backend, Role::Indexer, Some(file.clone())), &url).await?;
                     let reader = connect(pool_options(backend, Role::Reader, Some(file)), &url).await?;
-                    (writer.clone(), reader, Some(search::SearchIndexer { indexer, writer, pass: Default::default() }))
+                    (writer.clone(), reader, Some(search::SearchIndexer::new(indexer, writer)))
                 }
             }
             Backend::Postgres => {
                 let pool = connect(pool_options(backend, Role::Writer, None), database_url).await?;
-                backend.migrations().run(&pool).await?;
                 (pool.clone(), pool, None)
             }
         };
+        backend.migrations().run(&writer).await?;
         let indexing = match &search {
             Some(search) => {
                 search.open().await?;

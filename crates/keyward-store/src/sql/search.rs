@@ -6,8 +6,9 @@
 use super::*;
 use std::path::{Path, PathBuf};
 
-/// The schema name the search file is attached under, on the readers and the indexer.
-pub(crate) const SCHEMA: &str = "search";
+/// The key trigram table, in the search file: attached as `search` on the readers and the
+/// indexer, the name every statement here uses.
+pub(crate) const KEY_TABLE: &str = "search.license_key_search";
 
 /// Pending licenses the indexer takes in one transaction: a large pass writes fewer, larger
 /// FTS5 segments in a bulk load (against 20,000, within the machine's noise at a million).
@@ -37,7 +38,7 @@ impl Attach {
             Attach::File(path) => path.as_ref(),
             Attach::Memory => ":memory:",
         };
-        sqlx::query(&format!("ATTACH DATABASE $1 AS {SCHEMA}")).bind(target).execute(&mut *conn).await?;
+        sqlx::query("ATTACH DATABASE $1 AS search").bind(target).execute(&mut *conn).await?;
         if indexer {
             // The same durability as the database's writer; its own pages for the trigram merges.
             // (This connection writes only the search file: checkpoints every 32 MB, not 4.)
@@ -108,6 +109,10 @@ pub(crate) struct SearchIndexer {
 }
 
 impl SearchIndexer {
+    pub(crate) fn new(indexer: AnyPool, writer: AnyPool) -> SearchIndexer {
+        SearchIndexer { indexer, writer, pass: Arc::default() }
+    }
+
     /// Makes the search file this database's index: when it is missing, or holds another token
     /// than the database (a new or upgraded database, a restored backup), it is emptied and
     /// every license is made pending. The search file is written first: a crash between the
