@@ -471,8 +471,10 @@ async fn generates_with_progress(database_url: Option<&str>) {
     assert_eq!(listed["total"], 25000);
     let everything = admin.licenses(&[("limit", "1")]).await.unwrap();
     assert_eq!(everything["total"], 25000, "the environment's kept count");
-    // The running node serves licenses another process created.
+    // The running node serves licenses another process created, and finds them by key.
     let key = string(&listed["data"][0]["key"]);
+    let found = admin.licenses(&[("q", &key[key.len() - 8..])]).await.unwrap();
+    assert!(found["data"].as_array().unwrap().iter().any(|l| l["key"] == key.as_str()), "{found}");
     let answer = owner(&node).await.validate(ValidateRequest { key, ..Default::default() }).await.unwrap();
     assert!(answer.valid, "{answer:?}");
 
