@@ -1182,6 +1182,87 @@ async fn large_license_lists_walk_in_order() {
     .await;
 }
 
+/// A search most keys match is counted and walked comparing keys row by row (SQLite reads no
+/// trigram ids for it): every sort pages in order, each license once, none of another
+/// environment, beside a part of matching customers whose licenses the search part excludes.
+#[tokio::test]
+async fn a_search_most_keys_match_pages_in_order() {
+    on_each_backend(|store| async move {
+        let mut catalogs = Vec::new();
+        for name in ["Widget Pro", "Gadget"] {
+            catalogs.push(catalog_named(&store, name).await);
+        }
+        let mut customers = Vec::new();
+        for i in 0..4 {
+            let customer = testing::customer(PROD, &format!("Buyer {i}"), &format!("buyer{i}@wide-1.example"));
+            store.create_customer(&customer, &audit("customer.created")).await.unwrap();
+            customers.push(customer);
+        }
+        let base = now() - Duration::days(1);
+        let licenses: Vec<License> = (0..7_000_i64)
+            .map(|i| {
+                let (product, generator) = &catalogs[(i % 2) as usize];
+                let series = if i % 12 == 0 { 2 } else { 1 };
+                let key = format!("WIDE-{series}{:05}", (i * 7919) % 7_000);
+                let mut license = testing::license(generator, product, &key);
+                if i % 12 == 6 {
+                    license = testing::assigned(license, &customers[(i / 12 % 4) as usize]);
+                }
+                license.expires_at = (i % 5 != 0).then(|| base + Duration::hours(i % 700));
+                license.activation_limit = ActivationLimit::parse([1, 5, -1][(i % 3) as usize]).unwrap();
+                license.created_at = base + Duration::seconds(i / 4);
+                license.updated_at = license.created_at;
+                license
+            })
+            .collect();
+        store.insert_licenses(&licenses, &audit("license.created")).await.unwrap();
+        let (product, generator) = catalog(&store, STAGING).await;
+        let elsewhere: Vec<License> =
+            (0..300).map(|i| testing::license(&generator, &product, &format!("WIDE-9{i:05}"))).collect();
+        store.insert_licenses(&elsewhere, &audit("license.created")).await.unwrap();
+
+        let sorts = [
+            LicenseSort::Key,
+            LicenseSort::Product,
+            LicenseSort::Customer,
+            LicenseSort::Status,
+            LicenseSort::ActivationLimit,
+            LicenseSort::ExpiresAt,
+            LicenseSort::CreatedAt,
+        ];
+        // Every key, 11 in 12 keys, and a search too short for a trigram. Each also matches
+        // the customers, whose licenses are a part of their own: the keys left are still more
+        // than a list sorts whole (5,000).
+        // Both orders of every sort for one search, the descending ones for the others.
+        for (q, orders) in
+            [("wide-", &[Order::Asc, Order::Desc][..]), ("WIDE-1", &[Order::Desc]), ("wi", &[Order::Desc])]
+        {
+            let lower = q.to_ascii_lowercase();
+            let matching: Vec<&License> = licenses
+                .iter()
+                .filter(|l| {
+                    l.key.to_ascii_lowercase().contains(&lower)
+                        || l.customer.as_ref().is_some_and(|c| c.email.contains(&lower))
+                })
+                .collect();
+            assert!(matching.len() > 5_000, "{q}");
+            for sort in sorts {
+                for &order in orders {
+                    let query = LicenseQuery { q: Some(q.into()), sort, order, ..license_query() };
+                    let (seen, total) = pages_of(&store, &query, 2_500, 10_000).await;
+                    let mut expected = matching.clone();
+                    list_order(&mut expected, sort, order);
+                    let expected: Vec<&str> = expected.iter().map(|l| l.id.as_str()).collect();
+                    let seen: Vec<&str> = seen.iter().map(|l| l.id.as_str()).collect();
+                    assert_eq!(total, expected.len() as i64, "{q} {sort:?} {order:?}");
+                    assert!(seen == expected, "{q} {sort:?} {order:?}: the order differs");
+                }
+            }
+        }
+    })
+    .await;
+}
+
 /// More customers match than the store reads as ids (1,000), and more licenses than a list sorts
 /// whole (5,000): the customers are matched inside the statements, which walk the sort's index.
 #[tokio::test]
