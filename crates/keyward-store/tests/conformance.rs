@@ -1263,6 +1263,58 @@ async fn a_search_most_keys_match_pages_in_order() {
     .await;
 }
 
+/// SQLite: a search matching more keys than a list sorts whole, but under a tenth of the
+/// environment's licenses, is counted from its matched ids alone, without their rows: exact while
+/// licenses wait for the search file, and blind to another environment's keys.
+#[tokio::test]
+async fn a_narrow_search_of_many_keys_is_counted_from_its_matches() {
+    let dir = tempfile::tempdir().unwrap();
+    let database = dir.path().join("keyward.db");
+    let store = SqlStore::open(&format!("sqlite://{}", database.display())).await.unwrap();
+    let (product, generator) = catalog(&store, PROD).await;
+    let base = now() - Duration::days(1);
+    let license = |i: i64| {
+        let key = if i % 11 == 0 { format!("NARROW-{i:06}") } else { format!("OTHER-{i:06}") };
+        let mut license = testing::license(&generator, &product, &key);
+        license.created_at = base + Duration::seconds(i / 2);
+        license.updated_at = license.created_at;
+        license
+    };
+    let mut licenses: Vec<License> = (0..60_000).map(license).collect();
+    store.insert_licenses(&licenses, &audit("license.created")).await.unwrap();
+    let (staging_product, staging_generator) = catalog(&store, STAGING).await;
+    let elsewhere: Vec<License> =
+        (0..200).map(|i| testing::license(&staging_generator, &staging_product, &format!("NARROW-S{i:05}"))).collect();
+    store.insert_licenses(&elsewhere, &audit("license.created")).await.unwrap();
+    store.catch_up_search_index().await.unwrap();
+
+    // Another process holds the search file's write lock: 330 licenses added and 50 deleted wait.
+    let search_file = dir.path().join("keyward.search.db");
+    let mut holder = sqlx::SqliteConnection::connect(&format!("sqlite://{}", search_file.display())).await.unwrap();
+    sqlx::query("BEGIN IMMEDIATE").execute(&mut holder).await.unwrap();
+    let later: Vec<License> = (60_000..63_630).map(license).collect();
+    store.insert_licenses(&later, &audit("license.created")).await.unwrap();
+    licenses.extend(later);
+    for i in (0..550).step_by(11) {
+        store.delete_license(PROD, &licenses[i].id, Box::new(|_| Ok(())), &audit("license.deleted")).await.unwrap();
+    }
+    licenses.retain(|l| !l.key.starts_with("NARROW-") || l.key.as_str() >= "NARROW-000550");
+    let mut expected: Vec<&License> = licenses.iter().filter(|l| l.key.starts_with("NARROW-")).collect();
+    assert_eq!(expected.len(), 5_455 - 50 + 330);
+
+    for sort in [LicenseSort::CreatedAt, LicenseSort::Key] {
+        let query = LicenseQuery { q: Some("narrow-".into()), sort, order: Order::Asc, ..license_query() };
+        let (seen, total) = pages_of(&store, &query, 2_500, 10_000).await;
+        list_order(&mut expected, sort, Order::Asc);
+        assert_eq!(total, expected.len() as i64, "{sort:?}");
+        let seen: Vec<&str> = seen.iter().map(|l| l.id.as_str()).collect();
+        assert!(seen == expected.iter().map(|l| l.id.as_str()).collect::<Vec<_>>(), "{sort:?}: the order differs");
+    }
+    sqlx::query("ROLLBACK").execute(&mut holder).await.unwrap();
+    holder.close().await.unwrap();
+    store.close().await;
+}
+
 /// More customers match than the store reads as ids (1,000), and more licenses than a list sorts
 /// whole (5,000): the customers are matched inside the statements, which walk the sort's index.
 #[tokio::test]

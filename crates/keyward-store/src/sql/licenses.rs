@@ -146,6 +146,9 @@ struct LicensePart {
     /// walks check and which counts a search most licenses match; and the search, whose key
     /// candidates tell which it is (`Backend::key_candidates`).
     compared: Option<(String, SearchTerm)>,
+    /// The part is the matched ids and nothing else (a search of the whole environment that
+    /// matched no product or customer): counted from them alone, without reading their rows.
+    matched_alone: bool,
     /// The environment's placeholder in `filter`.
     env: String,
     /// Every license of the environment: counted the backend's fastest way.
@@ -646,6 +649,7 @@ impl SqlStore {
                 condition: None,
                 matched: None,
                 compared: None,
+                matched_alone: false,
                 env: env.clone(),
                 whole_environment: whole,
                 per_customer: Vec::new(),
@@ -672,6 +676,7 @@ impl SqlStore {
                 condition: None,
                 matched: None,
                 compared: None,
+                matched_alone: false,
                 env: env.clone(),
                 whole_environment: false,
                 per_customer: Vec::new(),
@@ -730,6 +735,7 @@ impl SqlStore {
                 condition: Some(condition),
                 matched,
                 compared,
+                matched_alone: whole && products.is_empty() && customers.is_empty(),
                 env,
                 whole_environment: false,
                 per_customer: Vec::new(),
@@ -788,9 +794,14 @@ impl SqlStore {
             let row = statement.query().fetch_one(&self.reader).await?;
             return Ok((rows::int(&row, "n")?, None));
         }
-        let (from, filter) = match broad {
-            true => ("licenses l".to_owned(), part.compared()),
-            false => part.joined("licenses l"),
+        let (from, filter) = match (broad, &part.matched) {
+            (true, _) => ("licenses l".to_owned(), part.compared()),
+            // Each matched id is a license of the environment already (31,000 keys of a million:
+            // 0.2 s, against 0.35–0.7 s reading each one's row).
+            (false, Some(matched)) if part.matched_alone && !by_product => {
+                (format!("({matched}) m"), part.filter.reworded(String::new()))
+            }
+            (false, _) => part.joined("licenses l"),
         };
         if !by_product {
             let row =
