@@ -17,6 +17,16 @@ use std::collections::HashSet;
 
 const PROD: &str = "production";
 const STAGING: &str = "staging";
+/// Every order a license list can take.
+const EVERY_SORT: [LicenseSort; 7] = [
+    LicenseSort::Key,
+    LicenseSort::Product,
+    LicenseSort::Customer,
+    LicenseSort::Status,
+    LicenseSort::ActivationLimit,
+    LicenseSort::ExpiresAt,
+    LicenseSort::CreatedAt,
+];
 
 async fn catalog(store: &SqlStore, environment: &str) -> (Product, Generator) {
     named_catalog(store, environment, "Acme Studio").await
@@ -986,15 +996,7 @@ async fn pages_of(store: &SqlStore, query: &LicenseQuery, size: u32, at_most: us
 async fn license_lists_sort_and_page_completely() {
     on_each_backend(|store| async move {
         let licenses = varied_licenses(&store).await;
-        for sort in [
-            LicenseSort::Key,
-            LicenseSort::Product,
-            LicenseSort::Customer,
-            LicenseSort::Status,
-            LicenseSort::ActivationLimit,
-            LicenseSort::ExpiresAt,
-            LicenseSort::CreatedAt,
-        ] {
+        for sort in EVERY_SORT {
             for order in [Order::Asc, Order::Desc] {
                 let (seen, total) = page_through(&store, &LicenseQuery { sort, order, ..license_query() }).await;
                 assert_eq!(total, licenses.len() as i64);
@@ -1137,21 +1139,12 @@ async fn large_license_lists_walk_in_order() {
                     c.email.to_ascii_lowercase().contains(q) || c.name.to_ascii_lowercase().contains(q)
                 })
         };
-        let sorts = [
-            LicenseSort::Key,
-            LicenseSort::Product,
-            LicenseSort::Customer,
-            LicenseSort::Status,
-            LicenseSort::ActivationLimit,
-            LicenseSort::ExpiresAt,
-            LicenseSort::CreatedAt,
-        ];
         // Searches whose parts pass 5,000: a product name (6,300 licenses of two products), a
         // customer name (5,250), and a one-character search that every key holds.
         for q in [None, Some("acme"), Some("customer"), Some("-")] {
             let matching: Vec<&License> = licenses.iter().filter(|l| q.is_none_or(|q| searched(l, q))).collect();
             assert!(matching.len() > 5_000, "{q:?}");
-            for sort in sorts {
+            for sort in EVERY_SORT {
                 if q.is_some() && matches!(sort, LicenseSort::Key | LicenseSort::CreatedAt) {
                     continue;
                 }
@@ -1221,15 +1214,6 @@ async fn a_search_most_keys_match_pages_in_order() {
             (0..300).map(|i| testing::license(&generator, &product, &format!("WIDE-9{i:05}"))).collect();
         store.insert_licenses(&elsewhere, &audit("license.created")).await.unwrap();
 
-        let sorts = [
-            LicenseSort::Key,
-            LicenseSort::Product,
-            LicenseSort::Customer,
-            LicenseSort::Status,
-            LicenseSort::ActivationLimit,
-            LicenseSort::ExpiresAt,
-            LicenseSort::CreatedAt,
-        ];
         // Every key, 11 in 12 keys, and a search too short for a trigram. Each also matches
         // the customers, whose licenses are a part of their own: the keys left are still more
         // than a list sorts whole (5,000).
@@ -1246,7 +1230,7 @@ async fn a_search_most_keys_match_pages_in_order() {
                 })
                 .collect();
             assert!(matching.len() > 5_000, "{q}");
-            for sort in sorts {
+            for sort in EVERY_SORT {
                 for &order in orders {
                     let query = LicenseQuery { q: Some(q.into()), sort, order, ..license_query() };
                     let (seen, total) = pages_of(&store, &query, 2_500, 10_000).await;
