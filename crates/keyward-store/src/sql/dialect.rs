@@ -58,6 +58,16 @@ impl SearchTerm {
     }
 }
 
+impl Term {
+    /// The search compared with text row by row: the pattern of a phrase, or the comparison.
+    fn whole(&self) -> Comparison {
+        match self {
+            Term::Phrase { pattern, .. } => Comparison::Pattern(pattern.clone()),
+            Term::Compare(compare) => compare.clone(),
+        }
+    }
+}
+
 impl Comparison {
     /// The condition that `text`, an expression lower-cased already, contains the search.
     fn in_text(&self, text: &str) -> String {
@@ -212,9 +222,9 @@ impl Backend {
     /// same `lower(…)` expressions.
     pub(crate) fn customer_matches(self, env: &str, term: &Term) -> String {
         match (self, term) {
-            (Backend::Sqlite, Term::Phrase { query, pattern, confirm }) => {
+            (Backend::Sqlite, Term::Phrase { query, confirm, .. }) => {
                 let whole = confirm.then(|| {
-                    let whole = Comparison::Pattern(pattern.clone());
+                    let whole = term.whole();
                     format!("({} OR {})", whole.in_text("email"), whole.in_text("name"))
                 });
                 trigram_matches("customer_id", "customer_search", query, env, whole)
@@ -244,20 +254,15 @@ impl Backend {
     /// PostgreSQL compares `lower(l.key)` row by row, which its pg_trgm index serves as well as a
     /// list of ids would, and better inside an OR: `None`.
     pub(crate) fn key_matches(self, env: &str, term: &Term) -> Option<String> {
-        let (indexed, whole) = match (self, term) {
-            (Backend::Sqlite, Term::Phrase { query, pattern, confirm }) => {
-                let whole = Comparison::Pattern(pattern.clone());
-                let matches =
-                    trigram_matches("license_id", search::KEY_TABLE, query, env, confirm.then(|| whole.in_text("key")));
-                (matches, whole)
+        let whole = term.whole();
+        let indexed = match (self, term) {
+            (Backend::Sqlite, Term::Phrase { query, confirm, .. }) => {
+                trigram_matches("license_id", search::KEY_TABLE, query, env, confirm.then(|| whole.in_text("key")))
             }
-            (Backend::Sqlite, Term::Compare(compare)) => (
-                format!(
-                    "SELECT license_id AS id FROM {} WHERE {} AND environment = {env}",
-                    search::KEY_TABLE,
-                    compare.in_text("key")
-                ),
-                compare.clone(),
+            (Backend::Sqlite, Term::Compare(_)) => format!(
+                "SELECT license_id AS id FROM {} WHERE {} AND environment = {env}",
+                search::KEY_TABLE,
+                whole.in_text("key")
             ),
             (Backend::Postgres, _) => return None,
         };
@@ -274,13 +279,7 @@ impl Backend {
     /// whose ids are all read from the trigram table before the first row (`q=BENCH-`, every key
     /// of a million: 5.2 s for the first page). PostgreSQL's condition is this already: `None`.
     pub(crate) fn key_compared(self, term: &Term) -> Option<String> {
-        match (self, term) {
-            (Backend::Sqlite, Term::Phrase { pattern, .. }) => {
-                Some(Comparison::Pattern(pattern.clone()).in_text("lower(l.key)"))
-            }
-            (Backend::Sqlite, Term::Compare(compare)) => Some(compare.in_text("lower(l.key)")),
-            (Backend::Postgres, _) => None,
-        }
+        (self == Backend::Sqlite).then(|| term.whole().in_text("lower(l.key)"))
     }
 
     /// SQLite: a statement counting the rows of the key trigram table, of any environment, that a
@@ -300,10 +299,9 @@ impl Backend {
 
     /// The condition on a license `l` that its key contains the search.
     pub(crate) fn key_condition(self, env: &str, term: &Term) -> String {
-        match (self.key_matches(env, term), term) {
-            (Some(matches), _) => format!("l.id IN ({matches})"),
-            (None, Term::Compare(compare)) => compare.in_text("lower(l.key)"),
-            (None, Term::Phrase { .. }) => "1 = 0".to_owned(),
+        match self.key_matches(env, term) {
+            Some(matches) => format!("l.id IN ({matches})"),
+            None => term.whole().in_text("lower(l.key)"),
         }
     }
 

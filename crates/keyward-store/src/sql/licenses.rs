@@ -163,23 +163,21 @@ struct LicensePart {
 impl LicensePart {
     /// The filter with the search's condition: what a walk checks row by row.
     fn filtered(&self) -> Sql {
-        let mut filter = self.filter.clone();
-        if let Some(condition) = &self.condition {
-            filter.push(&format!(" AND {condition}"));
-        }
-        filter
+        self.with(self.condition.as_deref())
     }
 
     /// The filter with the search's condition compared row by row, where it can be.
     fn compared(&self) -> Sql {
-        match &self.compared {
-            Some((condition, _)) => {
-                let mut filter = self.filter.clone();
-                filter.push(&format!(" AND {condition}"));
-                filter
-            }
-            None => self.filtered(),
+        self.with(self.compared.as_ref().map(|(condition, _)| condition.as_str()).or(self.condition.as_deref()))
+    }
+
+    /// The filter and `condition`.
+    fn with(&self, condition: Option<&str>) -> Sql {
+        let mut filter = self.filter.clone();
+        if let Some(condition) = condition {
+            filter.push(&format!(" AND {condition}"));
         }
+        filter
     }
 
     /// `from` and the filter, led by the matched ids when there are some.
