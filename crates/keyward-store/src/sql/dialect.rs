@@ -8,6 +8,14 @@ use sqlx::migrate::Migrator;
 /// How long a SQLite connection waits for another writer (a one-shot subcommand, say).
 pub(crate) const SQLITE_BUSY_TIMEOUT: &str = "PRAGMA busy_timeout = 10000";
 
+/// The SQLite writer's page cache (see `Backend::connection_pragmas`).
+pub(crate) const SQLITE_WRITER_CACHE: &str = "PRAGMA cache_size = -16384";
+
+/// The SQLite writer's page cache while it inserts a bulk batch (`keyward generate`): 128 MB
+/// holds every page the batch changes until its commit, the key index's (which a batch touches
+/// all over) among them, instead of spilling them to the WAL and writing them again.
+pub(crate) const SQLITE_BULK_CACHE: &str = "PRAGMA cache_size = -131072";
+
 /// A search (`q`) as its backend looks it up: the values to bind (see `Backend::search_term`).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) enum SearchTerm {
@@ -152,7 +160,8 @@ impl Backend {
                 SQLITE_BUSY_TIMEOUT,
                 "PRAGMA foreign_keys = ON",
                 "PRAGMA synchronous = NORMAL",
-                "PRAGMA cache_size = -16384",
+                SQLITE_WRITER_CACHE,
+                "PRAGMA temp_store = MEMORY",
             ],
             (Backend::Sqlite, false) => &[
                 SQLITE_BUSY_TIMEOUT,

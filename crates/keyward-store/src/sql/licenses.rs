@@ -1,7 +1,7 @@
 //! Licenses, their activations and validation history: the store's busiest records.
 
 use super::audit::{self, snapshot, Target};
-use super::dialect::{SearchTerm, SQLITE_BUSY_TIMEOUT};
+use super::dialect::{SearchTerm, SQLITE_BULK_CACHE, SQLITE_BUSY_TIMEOUT, SQLITE_WRITER_CACHE};
 use super::list::{Key, Keyset, Kind, Listing, Ordering, Position, Slice, Walk};
 use super::rows::{
     self, contains_pattern, insert_many, json, micros, now, opt_micros, Arg, Sql, LICENSE_COLUMNS, LICENSE_FROM,
@@ -22,6 +22,10 @@ const COUNTS_PER_STATEMENT: usize = 500;
 
 /// Batches larger than this leave one summary audit event instead of one per license.
 const AUDIT_EACH_UP_TO: usize = 100;
+
+/// Batches this large (`keyward generate`; the API inserts at most 1,000) are written on SQLite
+/// with the writer's bulk page cache.
+const BULK_FROM: usize = 10_000;
 
 pub(crate) const LICENSE_INSERT_COLUMNS: [&str; 22] = [
     "id",
@@ -303,6 +307,18 @@ impl SqlStore {
     }
 
     pub(crate) async fn add_licenses(&self, licenses: &[License], audit: &Audit) -> Result<()> {
+        let bulk = self.backend == Backend::Sqlite && licenses.len() >= BULK_FROM;
+        if !bulk {
+            return self.insert_license_batch(licenses, audit).await;
+        }
+        // SQLite has one writer connection: the batch's transaction runs on the one resized here.
+        sqlx::query(SQLITE_BULK_CACHE).execute(&self.writer).await?;
+        let inserted = self.insert_license_batch(licenses, audit).await;
+        sqlx::query(SQLITE_WRITER_CACHE).execute(&self.writer).await?;
+        inserted
+    }
+
+    async fn insert_license_batch(&self, licenses: &[License], audit: &Audit) -> Result<()> {
         let Some(first) = licenses.first() else { return Ok(()) };
         let at = now();
         let mut tx = self.begin_write().await?;
