@@ -50,6 +50,11 @@ pub(crate) enum Comparison {
 }
 
 impl SearchTerm {
+    /// An FTS5 query of the whole search, whose matches need no confirming.
+    pub(crate) fn queries_whole(&self) -> bool {
+        matches!(self, SearchTerm::Phrase { confirm: false, .. })
+    }
+
     /// Binds the term to `sql`: its placeholders there.
     pub(crate) fn bind(&self, sql: &mut Sql) -> Term {
         match self {
@@ -292,15 +297,40 @@ impl Backend {
     }
 
     /// SQLite: a statement counting the rows of the key trigram table, of any environment, that a
-    /// search's FTS5 query matches, stopping at `up_to`: from the trigram lists alone, without
-    /// reading a row (~30 ms to reach 100,000 at a million), it tells a search most keys match
-    /// from a narrow one. None for a search too short for a trigram, and on PostgreSQL.
-    pub(crate) fn key_candidates(self, term: &SearchTerm, up_to: i64) -> Option<Sql> {
-        let (Backend::Sqlite, SearchTerm::Phrase { query, .. }) = (self, term) else { return None };
+    /// search's FTS5 query matches, stopping at `up_to` (`n`): from the trigram lists alone,
+    /// without reading a row (~30 ms to reach 100,000 at a million), it tells a search most keys
+    /// match from a narrow one. With it, whether any license waits to be indexed (`waiting`), and,
+    /// when `elsewhere`, how many licenses outside `environment` the search matches, compared row
+    /// by row (`elsewhere`, else NULL): with none waiting, and the query the whole search, those
+    /// make `n` the environment's count. The database's snapshot is taken before the search
+    /// file's (a statement opens its databases in order), so none waiting means every change
+    /// before it is in the table read. None for a search too short for a trigram, and on
+    /// PostgreSQL.
+    pub(crate) fn key_candidates(
+        self,
+        environment: &str,
+        term: &SearchTerm,
+        up_to: i64,
+        elsewhere: bool,
+    ) -> Option<Sql> {
+        let (Backend::Sqlite, SearchTerm::Phrase { .. }) = (self, term) else { return None };
         let mut statement = Sql::default();
-        let (query, up_to) = (statement.arg(query.as_str()), statement.arg(up_to));
+        let env = statement.arg(environment);
+        let term = term.bind(&mut statement);
+        let Term::Phrase { query, .. } = &term else { return None };
+        let up_to = statement.arg(up_to);
+        let elsewhere = if elsewhere {
+            format!(
+                "(SELECT COUNT(*) FROM licenses l WHERE l.environment IN \
+                 (SELECT environment FROM license_counts WHERE environment <> {env} AND n > 0) AND {})",
+                term.whole().in_text("lower(l.key)")
+            )
+        } else {
+            "NULL".to_owned()
+        };
         statement.push(&format!(
-            "SELECT COUNT(*) AS n FROM (SELECT 1 FROM {} WHERE license_key_search MATCH {query} LIMIT {up_to}) c",
+            "SELECT EXISTS (SELECT 1 FROM license_search_pending) AS waiting, {elsewhere} AS elsewhere, \
+             (SELECT COUNT(*) FROM (SELECT 1 FROM {} WHERE license_key_search MATCH {query} LIMIT {up_to})) AS n",
             search::KEY_TABLE
         ));
         Some(statement)

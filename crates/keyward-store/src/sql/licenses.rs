@@ -127,8 +127,23 @@ const WALK_UP_TO: i64 = 10_000;
 const READ_WHOLE_UP_TO: i64 = 200_000;
 
 /// A search whose key matches at least 1/`BROAD_SHARE` of the environment's licenses is counted
-/// and walked row by row (see `matches_broadly`).
+/// and walked row by row (see `key_matches_of`).
 const BROAD_SHARE: i64 = 10;
+
+/// Most licenses outside the environment whose keys a search's total compares row by row, to
+/// take them from the key trigram table's count (`key_matches_of`).
+const ELSEWHERE_UP_TO: i64 = 20_000;
+
+/// SQLite, a search part: what the key trigram table tells of it before any match is read.
+struct KeyMatches {
+    /// Rows of the table the search matches, up to more than a list sorts whole (None: a
+    /// search too short for a trigram).
+    candidates: Option<i64>,
+    /// Matches a tenth of the environment or more: counted and walked row by row.
+    broad: bool,
+    /// The part's total, when the part is the matched ids alone and the count gives it.
+    total: Option<i64>,
+}
 
 /// Most customers a search reads as ids; past this many, statements match them themselves.
 const CUSTOMER_IDS_UP_TO: usize = 1_000;
@@ -489,7 +504,16 @@ impl SqlStore {
             } else {
                 None
             };
-            if counted.as_ref().is_none_or(|(n, _)| *n <= SORT_UP_TO) {
+            let keys = match counted {
+                Some(_) => None,
+                None => self.key_matches_of(environment, &part).await?,
+            };
+            let few = match (&counted, &keys) {
+                (Some((n, _)), _) => *n <= SORT_UP_TO,
+                (None, Some(KeyMatches { candidates: Some(n), .. })) => *n <= SORT_UP_TO,
+                (None, _) => true,
+            };
+            if few {
                 let (from, filter) = part.joined(sort_from);
                 if let Some(rows) = ordering.probe(&self.reader, &from, &filter, "l.id", SORT_UP_TO as usize).await? {
                     total += rows.len() as i64;
@@ -498,12 +522,13 @@ impl SqlStore {
                 }
             }
             // A search most licenses match is counted and walked row by row, not through its ids.
-            let broad = counted.is_none() && self.matches_broadly(environment, &part).await?;
-            let (count, per_product) = match counted {
-                Some(counted) => counted,
-                // Counting such a search per product would read every row: the product sort
+            let broad = keys.as_ref().is_some_and(|keys| keys.broad);
+            let (count, per_product) = match (counted, keys.and_then(|keys| keys.total)) {
+                (Some(counted), _) => counted,
+                (None, Some(total)) if !by_product => (total, None),
+                // Counting a broad search per product would read every row: the product sort
                 // walks each product's licenses instead, finding them at once.
-                None => self.count_part(environment, &part, by_product && !broad, broad).await?,
+                (None, _) => self.count_part(environment, &part, by_product && !broad, broad).await?,
             };
             total += count;
             let one_index = match query.sort {
@@ -617,11 +642,10 @@ impl SqlStore {
             let filter = part.compared();
             let mine = filter.text.trim_start_matches("WHERE ");
             let walk = filter.reworded(format!("WHERE l.environment = {}", part.env));
-            let walked =
-                ordering.prefix(&self.reader, "licenses l", &walk, ("l.id", mine), after, budget as usize).await?;
-            let ran_out = walked.len() < budget as usize;
-            let found: Vec<(Position, String)> =
-                walked.into_iter().filter(|(.., mine)| *mine).map(|(at, id, _)| (at, id)).take(want).collect();
+            let (found, walked) = ordering
+                .prefix(&self.reader, "licenses l", &walk, ("l.id", mine), after, budget as usize, want)
+                .await?;
+            let ran_out = walked < budget as usize;
             if found.len() == want || ran_out {
                 return Ok(Some(found));
             }
@@ -779,16 +803,44 @@ impl SqlStore {
         rows::int(&row, "n")
     }
 
-    /// SQLite: whether a search part is cheaper counted and walked row by row than through the
-    /// ids its key matches: a search too short for a trigram, whose ids come from a pass over
-    /// every key anyway, or one whose key matches a tenth of the environment's licenses or more.
-    /// Counting ids costs ~5 µs a match (a million: 6 s), row by row ~0.5 µs a license.
-    async fn matches_broadly(&self, environment: &str, part: &LicensePart) -> Result<bool> {
-        let Some((_, search)) = &part.compared else { return Ok(false) };
-        let enough = (self.count_environment(environment).await? / BROAD_SHARE).max(1);
-        let Some(candidates) = self.backend.key_candidates(search, enough) else { return Ok(true) };
+    /// How many licenses the environment holds, and how many all environments hold.
+    async fn count_environments(&self, environment: &str) -> Result<(i64, i64)> {
+        let counts = self.backend.environment_license_counts();
+        let row = sqlx::query(&format!(
+            "SELECT CAST(COALESCE(SUM(CASE WHEN environment = $1 THEN n ELSE 0 END), 0) AS BIGINT) AS here, \
+             CAST(COALESCE(SUM(n), 0) AS BIGINT) AS everywhere FROM {counts}"
+        ))
+        .bind(environment)
+        .fetch_one(&self.reader)
+        .await?;
+        Ok((rows::int(&row, "here")?, rows::int(&row, "everywhere")?))
+    }
+
+    /// SQLite, a search part: how many keys of the trigram table it matches, counted up to a
+    /// tenth of the environment (or more than a list sorts whole) from the trigram lists alone.
+    /// A search matching that tenth, or too short for a trigram (whose ids come from a pass over
+    /// every key anyway), is cheaper counted and walked row by row than through its ids: ~5 µs a
+    /// match (a million: 6 s) against ~0.5 µs a license. When the part is the matched ids alone,
+    /// nothing waits to be indexed and the query is the whole search, the count less the matching
+    /// licenses of other environments (when few: compared row by row) is its total, without
+    /// reading a match (31,000 matches of a million: ~40 ms, ~100 ms through their ids).
+    async fn key_matches_of(&self, environment: &str, part: &LicensePart) -> Result<Option<KeyMatches>> {
+        let Some((_, search)) = &part.compared else { return Ok(None) };
+        let (in_environment, everywhere) = self.count_environments(environment).await?;
+        let broad_from = (in_environment / BROAD_SHARE).max(1);
+        let up_to = broad_from.max(SORT_UP_TO + 1);
+        let elsewhere = everywhere - in_environment;
+        let totalled = part.matched_alone && search.queries_whole() && elsewhere <= ELSEWHERE_UP_TO;
+        let Some(candidates) = self.backend.key_candidates(environment, search, up_to, totalled && elsewhere > 0)
+        else {
+            return Ok(Some(KeyMatches { candidates: None, broad: true, total: None }));
+        };
         let row = candidates.query().persistent(false).fetch_one(&self.reader).await?;
-        Ok(rows::int(&row, "n")? >= enough)
+        let n = rows::int(&row, "n")?;
+        let waiting = rows::int(&row, "waiting")? != 0;
+        let matched_elsewhere = sqlx::Row::try_get::<Option<i64>, _>(&row, "elsewhere")?.unwrap_or(0);
+        let total = (totalled && n < up_to && !waiting).then(|| n - matched_elsewhere);
+        Ok(Some(KeyMatches { candidates: Some(n), broad: n >= broad_from, total }))
     }
 
     /// How many licenses a part holds and, when `by_product`, how many of each product that has any.

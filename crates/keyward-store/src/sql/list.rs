@@ -224,9 +224,12 @@ impl Ordering<'_> {
         (ties, beyond)
     }
 
-    /// The first `budget` rows of `from`/`filter` after `after`, in order (those tying with
-    /// `after` first), each with its position, its `id` and whether `mine` (a condition on the
-    /// same binds as `filter`) holds for it. Fewer than `budget` only when the rows ran out.
+    /// Walks the first `budget` rows of `from`/`filter` after `after`, in order (those tying with
+    /// `after` first): the first `want` of them that `mine` (a condition on the same binds as
+    /// `filter`) holds for, in order, each with its position and `id`, and how many were walked
+    /// (fewer than `budget` only when the rows ran out). Only those come back: a row sent back
+    /// costs more than one walked (6,480 walked for 200 of a search: 56 → ~10 ms).
+    #[allow(clippy::too_many_arguments)]
     pub async fn prefix(
         &self,
         pool: &AnyPool,
@@ -235,35 +238,49 @@ impl Ordering<'_> {
         (id, mine): (&str, &str),
         after: Option<&Position>,
         budget: usize,
-    ) -> Result<Vec<(Position, String, bool)>> {
+        want: usize,
+    ) -> Result<(Vec<(Position, String)>, usize)> {
         let dir = self.cmp_dir().1;
         let (sort, tie) = (self.sort, self.tie);
-        let select = |filter: &Sql| {
-            filter.prefixed(&format!(
-                "SELECT {sort} AS k_sort, {tie} AS k_tie, {id} AS k_id, \
+        // The first row comes back whether or not it is mine: it carries the count walked.
+        let walk = |filter: &Sql, order: String, budget: usize| {
+            let mut statement = filter.prefixed(&format!(
+                "SELECT k_sort, k_tie, k_id, k_mine, k_walked FROM (\
+                 SELECT w.*, COUNT(*) OVER () AS k_walked, ROW_NUMBER() OVER () AS k_at FROM (\
+                 SELECT {sort} AS k_sort, {tie} AS k_tie, {id} AS k_id, \
                  CAST(CASE WHEN {mine} THEN 1 ELSE 0 END AS BIGINT) AS k_mine FROM {from} "
-            ))
+            ));
+            statement.push(&format!(
+                " ORDER BY {order} LIMIT {budget}) w) m WHERE k_mine = 1 OR k_at = 1 \
+                 ORDER BY k_sort {dir}, k_tie {dir} LIMIT {}",
+                want + 1
+            ));
+            async move {
+                let rows = statement.query().persistent(false).fetch_all(pool).await?;
+                let walked = match rows.first() {
+                    Some(row) => usize::try_from(int(row, "k_walked")?).unwrap_or(0),
+                    None => 0,
+                };
+                let mut found = Vec::new();
+                for row in rows.iter().filter(|row| int(row, "k_mine").is_ok_and(|mine| mine == 1)) {
+                    found.push((self.position(row)?, row.try_get::<String, _>("k_id")?));
+                }
+                Ok::<_, StoreError>((found, walked))
+            }
         };
-        let marked = |statement: Sql| async move {
-            let rows = statement.query().persistent(false).fetch_all(pool).await?;
-            rows.iter()
-                .map(|row| Ok((self.position(row)?, row.try_get::<String, _>("k_id")?, int(row, "k_mine")? == 1)))
-                .collect::<Result<Vec<_>>>()
-        };
-        let mut found = Vec::new();
+        let (mut found, mut walked) = (Vec::new(), 0);
         let (ties, beyond) = self.after(filter, sort, after);
         if let Some(ties) = ties {
-            let mut statement = select(&ties);
-            statement.push(&format!(" ORDER BY {tie} {dir} LIMIT {budget}"));
-            found = marked(statement).await?;
-            if found.len() >= budget {
-                return Ok(found);
+            (found, walked) = walk(&ties, format!("{tie} {dir}"), budget).await?;
+            if walked >= budget || found.len() >= want {
+                found.truncate(want);
+                return Ok((found, walked));
             }
         }
-        let mut statement = select(&beyond);
-        statement.push(&format!(" ORDER BY {sort} {dir}, {tie} {dir} LIMIT {}", budget - found.len()));
-        found.extend(marked(statement).await?);
-        Ok(found)
+        let (more, more_walked) = walk(&beyond, format!("{sort} {dir}, {tie} {dir}"), budget - walked).await?;
+        found.extend(more);
+        found.truncate(want);
+        Ok((found, walked + more_walked))
     }
 
     /// The first `want` rows of `from`/`filter` after `after`, in order, each with its `id`:
