@@ -642,10 +642,9 @@ impl SqlStore {
             let filter = part.compared();
             let mine = filter.text.trim_start_matches("WHERE ");
             let walk = filter.reworded(format!("WHERE l.environment = {}", part.env));
-            let (found, walked) = ordering
+            let (found, ran_out) = ordering
                 .prefix(&self.reader, "licenses l", &walk, ("l.id", mine), after, budget as usize, want)
                 .await?;
-            let ran_out = walked < budget as usize;
             if found.len() == want || ran_out {
                 return Ok(Some(found));
             }
