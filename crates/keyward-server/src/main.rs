@@ -239,17 +239,18 @@ const GENERATE_BATCH: usize = 10_000;
 
 /// The sizes of the transactions `keyward generate` inserts `count` licenses in. Random keys
 /// land all over the key index, so a transaction rewrites most of its pages whatever its size:
-/// SQLite's one writer writes them a fifth as often in batches of 50,000. The last 10,000 are a
-/// batch of their own, which the search index, a batch behind, catches up on quickly.
+/// SQLite's one writer writes them a fifth as often in batches of 50,000. There the last 10,000
+/// are a batch of their own, which the search index, a batch behind, catches up on quickly.
 fn generate_batches(backend: Backend, count: usize) -> Vec<usize> {
-    let size = match backend {
-        Backend::Postgres => GENERATE_BATCH,
-        Backend::Sqlite => 5 * GENERATE_BATCH,
+    let (size, last) = match backend {
+        Backend::Postgres => (GENERATE_BATCH, 0),
+        Backend::Sqlite => (5 * GENERATE_BATCH, count.min(GENERATE_BATCH)),
     };
-    let last = count.min(GENERATE_BATCH);
     let before = count - last;
     let mut sizes: Vec<usize> = (0..before).step_by(size).map(|from| size.min(before - from)).collect();
-    sizes.push(last);
+    if last > 0 {
+        sizes.push(last);
+    }
     sizes
 }
 
@@ -337,11 +338,14 @@ mod tests {
     fn generated_batches_add_up_and_end_small() {
         assert_eq!(generate_batches(Backend::Sqlite, 100_000), [50_000, 40_000, 10_000]);
         assert_eq!(generate_batches(Backend::Sqlite, 7), [7]);
-        assert_eq!(generate_batches(Backend::Postgres, 25_000), [10_000, 5_000, 10_000]);
+        assert_eq!(generate_batches(Backend::Sqlite, 25_000), [15_000, 10_000]);
+        assert_eq!(generate_batches(Backend::Postgres, 25_000), [10_000, 10_000, 5_000]);
         for count in [1, 9_999, 10_000, 10_001, 59_999, 60_000, 1_000_000] {
-            let batches = generate_batches(Backend::Sqlite, count);
-            assert_eq!(batches.iter().sum::<usize>(), count);
-            assert!(batches.iter().all(|&b| (1..=50_000).contains(&b)));
+            for (backend, most) in [(Backend::Sqlite, 50_000), (Backend::Postgres, 10_000)] {
+                let batches = generate_batches(backend, count);
+                assert_eq!(batches.iter().sum::<usize>(), count);
+                assert!(batches.iter().all(|&b| (1..=most).contains(&b)), "{backend:?} {count}: {batches:?}");
+            }
         }
     }
 }

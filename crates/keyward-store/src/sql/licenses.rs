@@ -329,7 +329,10 @@ impl SqlStore {
         // SQLite has one writer connection: the batch's transaction runs on the one resized here.
         sqlx::query(SQLITE_BULK_CACHE).execute(&self.writer).await?;
         let inserted = self.insert_license_batch(licenses, audit).await;
-        sqlx::query(SQLITE_WRITER_CACHE).execute(&self.writer).await?;
+        // The batch's answer stands either way: a cache left large costs memory, not licenses.
+        if let Err(err) = sqlx::query(SQLITE_WRITER_CACHE).execute(&self.writer).await {
+            tracing::warn!(error = %err, "the SQLite writer's page cache was not set back after a bulk insert");
+        }
         inserted
     }
 
