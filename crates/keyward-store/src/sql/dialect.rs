@@ -300,33 +300,36 @@ impl Backend {
     /// search's FTS5 query matches, stopping at `up_to` (`n`): from the trigram lists alone,
     /// without reading a row (~30 ms to reach 100,000 at a million), it tells a search most keys
     /// match from a narrow one. With it, whether any license waits to be indexed (`waiting`), and,
-    /// when `elsewhere`, how many licenses outside `environment` the search matches, compared row
-    /// by row (`elsewhere`, else NULL): with none waiting, and the query the whole search, those
-    /// make `n` the environment's count. The database's snapshot is taken before the search
-    /// file's (a statement opens its databases in order), so none waiting means every change
-    /// before it is in the table read. None for a search too short for a trigram, and on
-    /// PostgreSQL.
+    /// given `elsewhere_up_to`, how many licenses outside `environment` the search matches,
+    /// compared row by row when they are no more than that many (`elsewhere`, else NULL): with
+    /// none waiting, and the query the whole search, those make `n` the environment's count. The
+    /// database's snapshot is taken before the search file's (a statement opens its databases in
+    /// order), so none waiting means every change before it is in the table read. None for a
+    /// search too short for a trigram, and on PostgreSQL.
     pub(crate) fn key_candidates(
         self,
         environment: &str,
         term: &SearchTerm,
         up_to: i64,
-        elsewhere: bool,
+        elsewhere_up_to: Option<i64>,
     ) -> Option<Sql> {
-        let (Backend::Sqlite, SearchTerm::Phrase { .. }) = (self, term) else { return None };
+        if self != Backend::Sqlite {
+            return None;
+        }
         let mut statement = Sql::default();
         let env = statement.arg(environment);
         let term = term.bind(&mut statement);
         let Term::Phrase { query, .. } = &term else { return None };
         let up_to = statement.arg(up_to);
-        let elsewhere = if elsewhere {
-            format!(
-                "(SELECT COUNT(*) FROM licenses l WHERE l.environment IN \
-                 (SELECT environment FROM license_counts WHERE environment <> {env} AND n > 0) AND {})",
+        let elsewhere = match elsewhere_up_to {
+            Some(most) => format!(
+                "CASE WHEN (SELECT COALESCE(SUM(n), 0) FROM license_counts WHERE environment <> {env}) <= {} \
+                 THEN (SELECT COUNT(*) FROM licenses l WHERE l.environment IN \
+                 (SELECT environment FROM license_counts WHERE environment <> {env} AND n > 0) AND {}) END",
+                statement.arg(most),
                 term.whole().in_text("lower(l.key)")
-            )
-        } else {
-            "NULL".to_owned()
+            ),
+            None => "NULL".to_owned(),
         };
         statement.push(&format!(
             "SELECT EXISTS (SELECT 1 FROM license_search_pending) AS waiting, {elsewhere} AS elsewhere, \

@@ -646,7 +646,7 @@ impl SqlStore {
             let mine = filter.text.trim_start_matches("WHERE ");
             let walk = filter.reworded(format!("WHERE l.environment = {}", part.env));
             let (found, ran_out) = ordering
-                .prefix(&self.reader, "licenses l", &walk, ("l.id", mine), after, budget as usize, want)
+                .prefix(&self.reader, "licenses l", &walk, ("l.id", mine), after, (budget as usize, want))
                 .await?;
             if found.len() == want || ran_out {
                 return Ok(Some(found));
@@ -805,19 +805,6 @@ impl SqlStore {
         rows::int(&row, "n")
     }
 
-    /// How many licenses the environment holds, and how many all environments hold.
-    async fn count_environments(&self, environment: &str) -> Result<(i64, i64)> {
-        let counts = self.backend.environment_license_counts();
-        let row = sqlx::query(&format!(
-            "SELECT CAST(COALESCE(SUM(CASE WHEN environment = $1 THEN n ELSE 0 END), 0) AS BIGINT) AS here, \
-             CAST(COALESCE(SUM(n), 0) AS BIGINT) AS everywhere FROM {counts}"
-        ))
-        .bind(environment)
-        .fetch_one(&self.reader)
-        .await?;
-        Ok((rows::int(&row, "here")?, rows::int(&row, "everywhere")?))
-    }
-
     /// SQLite, a search part: how many keys of the trigram table it matches, counted up to a
     /// tenth of the environment (or more than a list sorts whole) from the trigram lists alone.
     /// A search matching that tenth, or too short for a trigram (whose ids come from a pass over
@@ -828,20 +815,18 @@ impl SqlStore {
     /// reading a match (31,000 matches of a million: ~40 ms, ~100 ms through their ids).
     async fn key_matches_of(&self, environment: &str, part: &LicensePart) -> Result<Option<KeyMatches>> {
         let Some((_, search)) = &part.compared else { return Ok(None) };
-        let (in_environment, everywhere) = self.count_environments(environment).await?;
-        let broad_from = (in_environment / BROAD_SHARE).max(1);
+        let broad_from = (self.count_environment(environment).await? / BROAD_SHARE).max(1);
         let up_to = broad_from.max(SORT_UP_TO + 1);
-        let elsewhere = everywhere - in_environment;
-        let totalled = part.matched_alone && search.queries_whole() && elsewhere <= ELSEWHERE_UP_TO;
-        let Some(candidates) = self.backend.key_candidates(environment, search, up_to, totalled && elsewhere > 0)
-        else {
+        let totalled = part.matched_alone && search.queries_whole();
+        let elsewhere_up_to = totalled.then_some(ELSEWHERE_UP_TO);
+        let Some(candidates) = self.backend.key_candidates(environment, search, up_to, elsewhere_up_to) else {
             return Ok(Some(KeyMatches { candidates: None, broad: true, total: None }));
         };
         let row = candidates.query().persistent(false).fetch_one(&self.reader).await?;
         let n = rows::int(&row, "n")?;
         let waiting = rows::int(&row, "waiting")? != 0;
-        let matched_elsewhere = sqlx::Row::try_get::<Option<i64>, _>(&row, "elsewhere")?.unwrap_or(0);
-        let total = (totalled && n < up_to && !waiting).then(|| n - matched_elsewhere);
+        let matched_elsewhere = sqlx::Row::try_get::<Option<i64>, _>(&row, "elsewhere")?;
+        let total = matched_elsewhere.filter(|_| n < up_to && !waiting).map(|elsewhere| n - elsewhere);
         Ok(Some(KeyMatches { candidates: Some(n), broad: n >= broad_from, total }))
     }
 

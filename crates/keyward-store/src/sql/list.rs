@@ -230,7 +230,6 @@ impl Ordering<'_> {
     /// out before `budget`. Only those come back, and the walk stops at the `want`th: a row sent
     /// back costs more than one walked (at a million, a search matching one key in 32 walked
     /// 6,480 rows in 56 ms sending each back; its request now takes ~43 ms in all).
-    #[allow(clippy::too_many_arguments)]
     pub async fn prefix(
         &self,
         pool: &AnyPool,
@@ -238,8 +237,7 @@ impl Ordering<'_> {
         filter: &Sql,
         (id, mine): (&str, &str),
         after: Option<&Position>,
-        budget: usize,
-        want: usize,
+        (budget, want): (usize, usize),
     ) -> Result<(Vec<(Position, String)>, bool)> {
         let dir = self.cmp_dir().1;
         let (sort, tie) = (self.sort, self.tie);
