@@ -1074,6 +1074,59 @@ async fn license_search_and_filters() {
     .await;
 }
 
+/// A key holds a search at its start, further in, or both, in any case: each is found once and
+/// counted once (PostgreSQL looks keys up by their start and by the rest of them apart), before
+/// and after SQLite's search file has indexed them, and through a delete; a long search's ends
+/// alone are not enough.
+#[tokio::test]
+async fn a_key_is_found_by_its_start_and_by_the_rest_once() {
+    on_each_backend(|store| async move {
+        let (product, generator) = named_catalog(&store, PROD, "Widget").await;
+        let keys = [
+            "ABC-XYZ-ABC",
+            "ABC-111",
+            "XABC-222",
+            "X-ABC-333",
+            "abc-lower",
+            "ZZZ-999",
+            "ABC-XYZ-ABC-LONG-TAIL-1",
+            "Q-ABC-XYZ-ABC-LONG-TAIL-2",
+            "XX-LONG-TAIL-9",
+        ];
+        let licenses: Vec<License> = keys.iter().map(|key| testing::license(&generator, &product, key)).collect();
+        store.insert_licenses(&licenses, &audit("license.created")).await.unwrap();
+        let (product, generator) = named_catalog(&store, STAGING, "Widget").await;
+        let elsewhere = testing::license(&generator, &product, "ABC-STAGING");
+        store.insert_licenses(std::slice::from_ref(&elsewhere), &audit("license.created")).await.unwrap();
+
+        let matching = |q: &str, gone: &[&str]| {
+            let lower = q.to_ascii_lowercase();
+            let mut found: Vec<String> = keys
+                .iter()
+                .filter(|key| key.to_ascii_lowercase().contains(&lower) && !gone.contains(key))
+                .map(|key| key.to_string())
+                .collect();
+            found.sort();
+            found
+        };
+        let searches = ["abc", "ABC-", "ABC-XYZ-ABC", "xabc", "b", "AB", "abc-xyz-abc-long-tail", "-long-tail-"];
+        for indexed in [false, true] {
+            for q in searches {
+                assert_eq!(keys_found(&store, q).await, matching(q, &[]), "q={q}, indexed: {indexed}");
+            }
+            store.catch_up_search_index().await.unwrap();
+        }
+        assert_eq!(matching("abc", &[]).len(), 7);
+        assert_eq!(matching("abc-xyz-abc-long-tail", &[]).len(), 2);
+
+        store.delete_license(PROD, "ABC-XYZ-ABC", Box::new(|_| Ok(())), &audit("license.deleted")).await.unwrap();
+        for q in ["abc", "ABC-XYZ"] {
+            assert_eq!(keys_found(&store, q).await, matching(q, &["ABC-XYZ-ABC"]), "q={q}, after a delete");
+        }
+    })
+    .await;
+}
+
 /// More licenses than a list sorts whole (5,000 a part): the lists walk their sort's index,
 /// product by product, unassigned then customer by customer, and across ties at a cursor.
 async fn many_licenses(store: &SqlStore) -> Vec<License> {

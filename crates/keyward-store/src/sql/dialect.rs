@@ -22,8 +22,10 @@ pub(crate) enum SearchTerm {
     /// SQLite: an FTS5 query of the trigram tables, the search's LIKE pattern, and whether the
     /// query holds only the ends of a long search, whose candidates the pattern confirms whole.
     Phrase { query: String, pattern: String, confirm: bool },
-    /// A lower-cased LIKE pattern (`\` escapes), compared row by row or through pg_trgm.
+    /// PostgreSQL: a lower-cased LIKE pattern (`\` escapes), looked up through pg_trgm.
     Pattern(String),
+    /// A search too short for a trigram, as a `Pattern`: compared row by row on both backends.
+    Short(String),
     /// PostgreSQL, a long search: LIKE patterns of its two ends, which pg_trgm serves with a
     /// third of the trigrams of the whole, and the whole lower-cased, which `strpos` confirms.
     Ends { first: String, last: String, whole: String },
@@ -46,15 +48,11 @@ pub(crate) enum Term {
 #[derive(Debug, Clone)]
 pub(crate) enum Comparison {
     Pattern(String),
+    Short(String),
     Ends { first: String, last: String, whole: String },
 }
 
 impl SearchTerm {
-    /// An FTS5 query of the whole search, whose matches need no confirming.
-    pub(crate) fn queries_whole(&self) -> bool {
-        matches!(self, SearchTerm::Phrase { confirm: false, .. })
-    }
-
     /// Binds the term to `sql`: its placeholders there.
     pub(crate) fn bind(&self, sql: &mut Sql) -> Term {
         match self {
@@ -62,6 +60,7 @@ impl SearchTerm {
                 Term::Phrase { query: sql.arg(query.as_str()), pattern: sql.arg(pattern.as_str()), confirm: *confirm }
             }
             SearchTerm::Pattern(pattern) => Term::Compare(Comparison::Pattern(sql.arg(pattern.as_str()))),
+            SearchTerm::Short(pattern) => Term::Compare(Comparison::Short(sql.arg(pattern.as_str()))),
             SearchTerm::Ends { first, last, whole } => Term::Compare(Comparison::Ends {
                 first: sql.arg(first.as_str()),
                 last: sql.arg(last.as_str()),
@@ -86,10 +85,33 @@ impl Comparison {
     fn in_text(&self, text: &str) -> String {
         let like = |pattern: &str| format!("{text} LIKE {pattern} ESCAPE '\\'");
         match self {
-            Comparison::Pattern(pattern) => like(pattern),
+            Comparison::Pattern(pattern) | Comparison::Short(pattern) => like(pattern),
             Comparison::Ends { first, last, whole } => {
                 format!("({} AND {} AND strpos({text}, {whole}) > 0)", like(first), like(last))
             }
+        }
+    }
+
+    /// The condition that `text`, lower-cased already, contains the search, a long one looked up
+    /// by its last characters alone: its first are, more often than not, the start every key
+    /// shares (at the start of a key, `at_start` finds them), whose trigrams every key holds.
+    fn in_rest(&self, text: &str) -> String {
+        match self {
+            Comparison::Pattern(_) | Comparison::Short(_) => self.in_text(text),
+            Comparison::Ends { last, whole, .. } => {
+                format!("({text} LIKE {last} ESCAPE '\\' AND strpos({text}, {whole}) > 0)")
+            }
+        }
+    }
+
+    /// The condition that `text`, lower-cased already and of collation "C", starts with the
+    /// search: a LIKE pattern with a fixed start, which PostgreSQL reads as a range of an index.
+    fn at_start(&self, text: &str) -> String {
+        // A pattern less its leading `%`.
+        let starts = |pattern: &str| format!("{text} LIKE substr({pattern}, 2) ESCAPE '\\'");
+        match self {
+            Comparison::Pattern(pattern) | Comparison::Short(pattern) => starts(pattern),
+            Comparison::Ends { first, whole, .. } => format!("({} AND starts_with({text}, {whole}))", starts(first)),
         }
     }
 }
@@ -226,7 +248,8 @@ impl Backend {
             (Backend::Postgres, Some((first, last))) => {
                 SearchTerm::Ends { first: contains_pattern(&first), last: contains_pattern(&last), whole: lower }
             }
-            _ => SearchTerm::Pattern(contains_pattern(q)),
+            (Backend::Postgres, None) if chars.len() >= 3 => SearchTerm::Pattern(contains_pattern(q)),
+            _ => SearchTerm::Short(contains_pattern(q)),
         }
     }
 
@@ -258,16 +281,16 @@ impl Backend {
         }
     }
 
-    /// SQLite: a statement yielding the `id` of each license of the environment whose key
-    /// contains the search (placeholders as `customer_matches`): from the trigram table of the
-    /// search file, less the licenses pending there, whose keys are compared row by row
-    /// (`search.rs`; a statement takes the database's snapshot before the search file's).
-    /// A search too short for a trigram compares the keys there row by row. (The pending licenses
-    /// are looked up one by one: left to itself, SQLite would rather walk every license of the
-    /// environment and look each up among the pending.)
-    /// PostgreSQL compares `lower(l.key)` row by row, which its pg_trgm index serves as well as a
-    /// list of ids would, and better inside an OR: `None`.
-    pub(crate) fn key_matches(self, env: &str, term: &Term) -> Option<String> {
+    /// A statement yielding the `id` of each license of the environment whose key contains the
+    /// search (placeholders as `customer_matches`).
+    /// SQLite: from the trigram table of the search file, less the licenses pending there, whose
+    /// keys are compared row by row (`search.rs`; a statement takes the database's snapshot before
+    /// the search file's). A search too short for a trigram compares the keys there row by row.
+    /// (The pending licenses are looked up one by one: left to itself, SQLite would rather walk
+    /// every license of the environment and look each up among the pending.)
+    /// PostgreSQL: the keys starting with the search, then those holding it further in
+    /// (`key_lookups`).
+    pub(crate) fn key_matches(self, env: &str, term: &Term) -> String {
         let whole = term.whole();
         let indexed = match (self, term) {
             (Backend::Sqlite, Term::Phrase { query, confirm, .. }) => {
@@ -278,34 +301,43 @@ impl Backend {
                 search::KEY_TABLE,
                 whole.in_text("key")
             ),
-            (Backend::Postgres, _) => return None,
+            (Backend::Postgres, _) => {
+                let [(k, starting), (r, rest)] = key_lookups(&whole, env);
+                return format!("SELECT {k} AS id {starting} UNION ALL SELECT {r} AS id {rest}");
+            }
         };
-        Some(format!(
+        format!(
             "{indexed} AND license_id NOT IN (SELECT license_id FROM license_search_pending) \
              UNION ALL SELECT pl.id FROM license_search_pending p CROSS JOIN licenses pl ON pl.id = p.license_id \
              WHERE pl.environment = {env} AND {}",
             whole.in_text("lower(pl.key)")
-        ))
+        )
     }
 
-    /// SQLite: the condition on a license `l` that its key contains the search, compared row by
-    /// row. Where a search matches a large share of the licenses this beats `key_condition`,
-    /// whose ids are all read from the trigram table before the first row (`q=BENCH-`, every key
-    /// of a million: 5.2 s for the first page). PostgreSQL's condition is this already: `None`.
-    pub(crate) fn key_compared(self, term: &Term) -> Option<String> {
-        (self == Backend::Sqlite).then(|| term.whole().in_text("lower(l.key)"))
+    /// The condition on a license `l` that its key contains the search, compared row by row.
+    /// Where a search matches a large share of the licenses this beats `key_condition`, whose
+    /// ids are all read before the first row (`q=BENCH-`, every key of a million: 5.2 s for the
+    /// first page on SQLite), and it is what a walk along a sort's index checks.
+    pub(crate) fn key_compared(self, term: &Term) -> String {
+        term.whole().in_text("lower(l.key)")
     }
 
-    /// SQLite: a statement counting the rows of the key trigram table, of any environment, that a
-    /// search's FTS5 query matches, stopping at `up_to` (`n`): from the trigram lists alone,
-    /// without reading a row (~30 ms to reach 100,000 at a million), it tells a search most keys
-    /// match from a narrow one. With it, whether any license waits to be indexed (`waiting`), and,
-    /// given `elsewhere_up_to`, how many licenses outside `environment` the search matches,
-    /// compared row by row when they are no more than that many (`elsewhere`, else NULL): with
-    /// none waiting, and the query the whole search, those make `n` the environment's count. The
+    /// A statement counting the keys a search matches: `n`, and whether it counted every one
+    /// (`complete`), whether any license waits to be indexed (`waiting`), and, given
+    /// `elsewhere_up_to`, how many of `n` are licenses outside `environment` (`elsewhere`, else
+    /// NULL). With `complete`, none waiting and `elsewhere`, the environment's count is
+    /// `n - elsewhere`.
+    /// SQLite: the rows of the key trigram table, of any environment, that the FTS5 query matches,
+    /// stopping at `up_to`: from the trigram lists alone, without reading a row (~30 ms to reach
+    /// 100,000 at a million), it tells a search most keys match from a narrow one. `elsewhere` is
+    /// compared row by row, only when other environments hold `elsewhere_up_to` licenses or fewer
+    /// and the query is the whole search (a long one's candidates are confirmed row by row). The
     /// database's snapshot is taken before the search file's (a statement opens its databases in
     /// order), so none waiting means every change before it is in the table read. None for a
-    /// search too short for a trigram, and on PostgreSQL.
+    /// search too short for a trigram.
+    /// PostgreSQL: every match in the environment, as `key_matches` finds them: the keys starting
+    /// with the search from their index alone (a million: ~95 ms; 31,000: ~8 ms), the others
+    /// confirmed on their rows.
     pub(crate) fn key_candidates(
         self,
         environment: &str,
@@ -313,15 +345,21 @@ impl Backend {
         up_to: i64,
         elsewhere_up_to: Option<i64>,
     ) -> Option<Sql> {
-        if self != Backend::Sqlite {
-            return None;
-        }
         let mut statement = Sql::default();
         let env = statement.arg(environment);
         let term = term.bind(&mut statement);
-        let Term::Phrase { query, .. } = &term else { return None };
+        if self == Backend::Postgres {
+            let [(_, starting), (_, rest)] = key_lookups(&term.whole(), &env);
+            let elsewhere = if elsewhere_up_to.is_some() { "0" } else { "NULL" };
+            statement.push(&format!(
+                "SELECT CAST(0 AS BIGINT) AS waiting, CAST({elsewhere} AS BIGINT) AS elsewhere, \
+                 CAST(1 AS BIGINT) AS complete, (SELECT COUNT(*) {starting}) + (SELECT COUNT(*) {rest}) AS n"
+            ));
+            return Some(statement);
+        }
+        let Term::Phrase { query, confirm, .. } = &term else { return None };
         let up_to = statement.arg(up_to);
-        let elsewhere = match elsewhere_up_to {
+        let elsewhere = match elsewhere_up_to.filter(|_| !confirm) {
             Some(most) => format!(
                 "CASE WHEN (SELECT COALESCE(SUM(n), 0) FROM license_counts WHERE environment <> {env}) <= {} \
                  THEN (SELECT COUNT(*) FROM licenses l WHERE l.environment IN \
@@ -332,8 +370,9 @@ impl Backend {
             None => "NULL".to_owned(),
         };
         statement.push(&format!(
-            "SELECT EXISTS (SELECT 1 FROM license_search_pending) AS waiting, {elsewhere} AS elsewhere, \
-             (SELECT COUNT(*) FROM (SELECT 1 FROM {} WHERE license_key_search MATCH {query} LIMIT {up_to})) AS n",
+            "SELECT waiting, elsewhere, n, n < {up_to} AS complete FROM (\
+             SELECT EXISTS (SELECT 1 FROM license_search_pending) AS waiting, {elsewhere} AS elsewhere, \
+             (SELECT COUNT(*) FROM (SELECT 1 FROM {} WHERE license_key_search MATCH {query} LIMIT {up_to})) AS n)",
             search::KEY_TABLE
         ));
         Some(statement)
@@ -341,10 +380,7 @@ impl Backend {
 
     /// The condition on a license `l` that its key contains the search.
     pub(crate) fn key_condition(self, env: &str, term: &Term) -> String {
-        match self.key_matches(env, term) {
-            Some(matches) => format!("l.id IN ({matches})"),
-            None => term.whole().in_text("lower(l.key)"),
-        }
+        format!("l.id IN ({})", self.key_matches(env, term))
     }
 
     /// Statements that refresh the planner's view of the license tables after a bulk load.
@@ -354,7 +390,7 @@ impl Backend {
     pub(crate) fn refresh_statistics(self) -> &'static [&'static str] {
         match self {
             Backend::Sqlite => &[],
-            Backend::Postgres => &["VACUUM (ANALYZE) licenses, customers"],
+            Backend::Postgres => &["VACUUM (ANALYZE) licenses, customers, license_keys"],
         }
     }
 
@@ -397,6 +433,35 @@ impl Backend {
             Backend::Postgres => 65_535,
         }
     }
+}
+
+/// PostgreSQL: where the keys of the environment that contain a search are (`FROM … WHERE …`,
+/// migration 0008), each with its license id column, in two disjoint parts: those starting with
+/// it, in `license_keys k` (a range of its key index); and the licenses `r` whose key holds it
+/// after the first character and does not start with it, through pg_trgm. A search too short for
+/// a trigram compares every key of the narrow table instead (a million: ~0.3 s, against 0.6 s
+/// over the licenses).
+fn key_lookups(whole: &Comparison, env: &str) -> [(&'static str, String); 2] {
+    let starting = format!("FROM license_keys k WHERE k.environment = {env} AND {}", whole.at_start("k.key"));
+    let rest = match whole {
+        Comparison::Short(_) => (
+            "r.license_id",
+            format!(
+                "FROM license_keys r WHERE r.environment = {env} AND {} AND NOT {}",
+                whole.in_text("substr(r.key, 2)"),
+                whole.at_start("r.key")
+            ),
+        ),
+        _ => (
+            "r.id",
+            format!(
+                "FROM licenses r WHERE r.environment = {env} AND {} AND NOT {}",
+                whole.in_rest("substr(lower(r.key), 2)"),
+                whole.at_start("lower(r.key)")
+            ),
+        ),
+    };
+    [("k.license_id", starting), rest]
 }
 
 /// SQLite: the `id_column` of each row of the FTS5 trigram `table` (`schema.table` or not), in
