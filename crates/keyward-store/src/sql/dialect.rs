@@ -19,9 +19,12 @@ pub(crate) const SQLITE_BULK_CACHE: &str = "PRAGMA cache_size = -131072";
 /// A search (`q`) as its backend looks it up: the values to bind (see `Backend::search_term`).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) enum SearchTerm {
-    /// SQLite: an FTS5 query of the trigram tables, the search's LIKE pattern, and whether the
-    /// query holds only the ends of a long search, whose candidates the pattern confirms whole.
-    Phrase { query: String, pattern: String, confirm: bool },
+    /// SQLite: an FTS5 query of the trigram tables, the search's LIKE pattern, whether the query
+    /// holds only the ends of a long search, whose candidates the pattern confirms whole, the
+    /// search lower-cased, which keys starting with it start with, and the FTS5 query of keys
+    /// holding it further in: a long search's last end alone (its first are, more often than
+    /// not, the start every key shares, whose trigrams every key holds).
+    Phrase { query: String, pattern: String, confirm: bool, start: String, further: String },
     /// PostgreSQL: a lower-cased LIKE pattern (`\` escapes), looked up through pg_trgm.
     Pattern(String),
     /// A search too short for a trigram, as a `Pattern`: compared row by row on both backends.
@@ -34,12 +37,15 @@ pub(crate) enum SearchTerm {
 /// A `SearchTerm`'s placeholders in a statement.
 #[derive(Debug, Clone)]
 pub(crate) enum Term {
-    /// An FTS5 query, the LIKE pattern of the whole search, and whether the pattern must
-    /// confirm the query's candidates (a long search).
+    /// An FTS5 query, the LIKE pattern of the whole search, whether the pattern must confirm
+    /// the query's candidates (a long search), the search lower-cased, and the FTS5 query of
+    /// keys holding it further in.
     Phrase {
         query: String,
         pattern: String,
         confirm: bool,
+        start: String,
+        further: String,
     },
     Compare(Comparison),
 }
@@ -56,9 +62,13 @@ impl SearchTerm {
     /// Binds the term to `sql`: its placeholders there.
     pub(crate) fn bind(&self, sql: &mut Sql) -> Term {
         match self {
-            SearchTerm::Phrase { query, pattern, confirm } => {
-                Term::Phrase { query: sql.arg(query.as_str()), pattern: sql.arg(pattern.as_str()), confirm: *confirm }
-            }
+            SearchTerm::Phrase { query, pattern, confirm, start, further } => Term::Phrase {
+                query: sql.arg(query.as_str()),
+                pattern: sql.arg(pattern.as_str()),
+                confirm: *confirm,
+                start: sql.arg(start.as_str()),
+                further: sql.arg(further.as_str()),
+            },
             SearchTerm::Pattern(pattern) => Term::Compare(Comparison::Pattern(sql.arg(pattern.as_str()))),
             SearchTerm::Short(pattern) => Term::Compare(Comparison::Short(sql.arg(pattern.as_str()))),
             SearchTerm::Ends { first, last, whole } => Term::Compare(Comparison::Ends {
@@ -241,10 +251,16 @@ impl Backend {
                 query: format!("{} AND {}", fts5_phrase(&first), fts5_phrase(&last)),
                 pattern: contains_pattern(q),
                 confirm: true,
+                start: lower,
+                further: fts5_phrase(&last),
             },
-            (Backend::Sqlite, None) if chars.len() >= 3 => {
-                SearchTerm::Phrase { query: fts5_phrase(&lower), pattern: contains_pattern(q), confirm: false }
-            }
+            (Backend::Sqlite, None) if chars.len() >= 3 => SearchTerm::Phrase {
+                query: fts5_phrase(&lower),
+                pattern: contains_pattern(q),
+                confirm: false,
+                further: fts5_phrase(&lower),
+                start: lower,
+            },
             (Backend::Postgres, Some((first, last))) => {
                 SearchTerm::Ends { first: contains_pattern(&first), last: contains_pattern(&last), whole: lower }
             }
@@ -283,22 +299,33 @@ impl Backend {
 
     /// A statement yielding the `id` of each license of the environment whose key contains the
     /// search (placeholders as `customer_matches`).
-    /// SQLite: from the trigram table of the search file, less the licenses pending there, whose
-    /// keys are compared row by row (`search.rs`; a statement takes the database's snapshot before
-    /// the search file's). A search too short for a trigram compares the keys there row by row.
-    /// (The pending licenses are looked up one by one: left to itself, SQLite would rather walk
-    /// every license of the environment and look each up among the pending.)
+    /// SQLite: from the search file (`search.rs`), less the licenses pending there, whose keys
+    /// are compared row by row (a statement takes the database's snapshot before the search
+    /// file's): the keys starting with the search, a range of its index of keys, and those
+    /// holding it further in, from the trigram table. A search too short for a trigram compares
+    /// the keys there row by row. (The pending licenses are looked up one by one: left to itself,
+    /// SQLite would rather walk every license of the environment and look each up among them.)
     /// PostgreSQL: the keys starting with the search, then those holding it further in
     /// (`key_lookups`).
     pub(crate) fn key_matches(self, env: &str, term: &Term) -> String {
         let whole = term.whole();
         let indexed = match (self, term) {
-            (Backend::Sqlite, Term::Phrase { query, confirm, .. }) => {
-                trigram_matches("license_id", search::KEY_TABLE, query, env, confirm.then(|| whole.in_text("key")))
+            (Backend::Sqlite, Term::Phrase { further, confirm, start, .. }) => {
+                let mut rest = format!("NOT {}", starting_with("(head || key)", start));
+                if *confirm {
+                    rest = format!("{rest} AND {}", whole.in_text("key"));
+                }
+                format!(
+                    "SELECT license_id AS id FROM {} WHERE environment = {env} AND {} AND {NOT_PENDING} UNION ALL {}",
+                    search::KEY_ROWS,
+                    key_starting_with(start),
+                    trigram_matches("license_id", search::KEY_TABLE, further, env, Some(rest))
+                )
             }
+            // Every key read in row order: through the starts index, each one would be looked up.
             (Backend::Sqlite, Term::Compare(_)) => format!(
-                "SELECT license_id AS id FROM {} WHERE {} AND environment = {env}",
-                search::KEY_TABLE,
+                "SELECT license_id AS id FROM {} NOT INDEXED WHERE environment = {env} AND {}",
+                search::KEY_ROWS,
                 whole.in_text("key")
             ),
             (Backend::Postgres, _) => {
@@ -307,7 +334,7 @@ impl Backend {
             }
         };
         format!(
-            "{indexed} AND license_id NOT IN (SELECT license_id FROM license_search_pending) \
+            "{indexed} AND {NOT_PENDING} \
              UNION ALL SELECT pl.id FROM license_search_pending p CROSS JOIN licenses pl ON pl.id = p.license_id \
              WHERE pl.environment = {env} AND {}",
             whole.in_text("lower(pl.key)")
@@ -327,14 +354,15 @@ impl Backend {
     /// `elsewhere_up_to`, how many of `n` are licenses outside `environment` (`elsewhere`, else
     /// NULL). With `complete`, none waiting and `elsewhere`, the environment's count is
     /// `n - elsewhere`.
-    /// SQLite: the rows of the key trigram table, of any environment, that the FTS5 query matches,
-    /// stopping at `up_to`: from the trigram lists alone, without reading a row (~30 ms to reach
-    /// 100,000 at a million), it tells a search most keys match from a narrow one. `elsewhere` is
-    /// compared row by row, only when other environments hold `elsewhere_up_to` licenses or fewer
-    /// and the query is the whole search (a long one's candidates are confirmed row by row). The
-    /// database's snapshot is taken before the search file's (a statement opens its databases in
-    /// order), so none waiting means every change before it is in the table read. None for a
-    /// search too short for a trigram.
+    /// SQLite: the environment's keys starting with the search, from their index alone, and the
+    /// rows of the key trigram table, of any environment, that the FTS5 query matches, from the
+    /// trigram lists alone, less the keys counted by both; each reading up to `up_to`. It tells a
+    /// search most keys match from a narrow one. `elsewhere` is compared row by row, only when
+    /// other environments hold `elsewhere_up_to` licenses or fewer and the query is the whole
+    /// search (a long one's candidates are confirmed row by row). The database's snapshot is
+    /// taken before the search file's (a statement opens its databases in order), so none
+    /// waiting means every change before it is in the tables read. None for a search too short
+    /// for a trigram.
     /// PostgreSQL: every match in the environment, as `key_matches` finds them: the keys starting
     /// with the search from their index alone (a million: ~95 ms; 31,000: ~8 ms), the others
     /// confirmed on their rows.
@@ -357,22 +385,30 @@ impl Backend {
             ));
             return Some(statement);
         }
-        let Term::Phrase { query, confirm, .. } = &term else { return None };
+        let Term::Phrase { further, confirm, start, .. } = &term else { return None };
         let up_to = statement.arg(up_to);
+        let whole = term.whole();
+        // The trigram table's rows hold each key less its first character.
         let elsewhere = match elsewhere_up_to.filter(|_| !confirm) {
             Some(most) => format!(
                 "CASE WHEN (SELECT COALESCE(SUM(n), 0) FROM license_counts WHERE environment <> {env}) <= {} \
                  THEN (SELECT COUNT(*) FROM licenses l WHERE l.environment IN \
                  (SELECT environment FROM license_counts WHERE environment <> {env} AND n > 0) AND {}) END",
                 statement.arg(most),
-                term.whole().in_text("lower(l.key)")
+                whole.in_text("substr(lower(l.key), 2)")
             ),
             None => "NULL".to_owned(),
         };
         statement.push(&format!(
-            "SELECT waiting, elsewhere, n, n < {up_to} AS complete FROM (\
-             SELECT EXISTS (SELECT 1 FROM license_search_pending) AS waiting, {elsewhere} AS elsewhere, \
-             (SELECT COUNT(*) FROM (SELECT 1 FROM {} WHERE license_key_search MATCH {query} LIMIT {up_to})) AS n)",
+            "SELECT waiting, elsewhere, starting + rest - twice AS n, starting < {up_to} AND rest < {up_to} AS complete \
+             FROM (SELECT EXISTS (SELECT 1 FROM license_search_pending) AS waiting, {elsewhere} AS elsewhere, \
+             (SELECT COUNT(*) FROM (SELECT 1 FROM {} WHERE environment = {env} AND {} LIMIT {up_to})) AS starting, \
+             further.rest, further.twice FROM (SELECT COUNT(*) AS rest, \
+             COALESCE(SUM(CASE WHEN environment = {env} AND {} THEN 1 ELSE 0 END), 0) AS twice \
+             FROM (SELECT environment, head, key FROM {} WHERE license_key_search MATCH {further} LIMIT {up_to})) further)",
+            search::KEY_ROWS,
+            key_starting_with(start),
+            starting_with("(head || key)", start),
             search::KEY_TABLE
         ));
         Some(statement)
@@ -462,6 +498,29 @@ fn key_lookups(whole: &Comparison, env: &str) -> [(&'static str, String); 2] {
         ),
     };
     [("k.license_id", starting), rest]
+}
+
+/// SQLite: that no license is pending in the search file (`search.rs`), on a statement of its
+/// tables yielding `license_id`.
+const NOT_PENDING: &str = "license_id NOT IN (SELECT license_id FROM license_search_pending)";
+
+/// SQLite: the condition that `text` starts with `start` (placeholders or expressions of text):
+/// a range of an index on `text`, exactly (every byte of UTF-8 text sorts below 0xFF).
+fn starting_with(text: &str, start: &str) -> String {
+    format!("({text} >= {start} AND {text} < {start} || CAST(x'ff' AS TEXT))")
+}
+
+/// SQLite: the condition that a key of `search::KEY_ROWS` starts with `start` (a placeholder): a
+/// range of `license_key_starts` by the start's first characters, the rest compared on the row
+/// (which the short-circuit spares an index entry that is enough).
+fn key_starting_with(start: &str) -> String {
+    let indexed = format!("substr(key, 1, {})", search::STARTS_INDEXED);
+    format!(
+        "({} AND (length({start}) <= {} OR {}))",
+        starting_with(&indexed, &format!("substr({start}, 1, {})", search::STARTS_INDEXED)),
+        search::STARTS_INDEXED,
+        starting_with("key", start)
+    )
 }
 
 /// SQLite: the `id_column` of each row of the FTS5 trigram `table` (`schema.table` or not), in
