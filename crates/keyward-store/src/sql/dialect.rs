@@ -354,9 +354,9 @@ impl Backend {
     /// `elsewhere_up_to`, how many of `n` are licenses outside `environment` (`elsewhere`, else
     /// NULL). With `complete`, none waiting and `elsewhere`, the environment's count is
     /// `n - elsewhere`.
-    /// SQLite: the environment's keys starting with the search, from their index alone, and the
-    /// rows of the key trigram table, of any environment, that the FTS5 query matches, from the
-    /// trigram lists alone, less the keys counted by both; each reading up to `up_to`. It tells a
+    /// SQLite: the environment's keys starting with the search, from their index, and the rows
+    /// of the key trigram table, of any environment, that the FTS5 query matches, less the keys
+    /// counted by both (read from those rows); each reading up to `up_to`. It tells a
     /// search most keys match from a narrow one. `elsewhere` is compared row by row, only when
     /// other environments hold `elsewhere_up_to` licenses or fewer and the query is the whole
     /// search (a long one's candidates are confirmed row by row). The database's snapshot is
