@@ -1,7 +1,7 @@
 //! Licenses, their activations and validation history: the store's busiest records.
 
 use super::audit::{self, snapshot, Target};
-use super::dialect::{SearchTerm, SQLITE_BULK_CACHE, SQLITE_BUSY_TIMEOUT, SQLITE_WRITER_CACHE};
+use super::dialect::{SearchTerm, POSTGRES_BULK_SETTINGS, SQLITE_BULK_CACHE, SQLITE_BUSY_TIMEOUT, SQLITE_WRITER_CACHE};
 use super::list::{Key, Keyset, Kind, Listing, Ordering, Position, Slice, Walk};
 use super::rows::{
     self, contains_pattern, insert_many, json, micros, now, opt_micros, Arg, Sql, LICENSE_COLUMNS, LICENSE_FROM,
@@ -23,8 +23,8 @@ const COUNTS_PER_STATEMENT: usize = 500;
 /// Batches larger than this leave one summary audit event instead of one per license.
 const AUDIT_EACH_UP_TO: usize = 100;
 
-/// Batches this large (`keyward generate`; the API inserts at most 1,000) are written on SQLite
-/// with the writer's bulk page cache.
+/// Batches this large (`keyward generate`; the API inserts at most 1,000) are written with the
+/// writer's bulk page cache on SQLite, with `POSTGRES_BULK_SETTINGS` on PostgreSQL.
 const BULK_FROM: usize = 10_000;
 
 pub(crate) const LICENSE_INSERT_COLUMNS: [&str; 22] = [
@@ -323,13 +323,15 @@ impl SqlStore {
     }
 
     pub(crate) async fn add_licenses(&self, licenses: &[License], audit: &Audit) -> Result<()> {
-        let bulk = self.backend == Backend::Sqlite && licenses.len() >= BULK_FROM;
-        if !bulk {
-            return self.insert_license_batch(licenses, audit).await;
+        if licenses.len() < BULK_FROM {
+            return self.insert_license_batch(licenses, audit, &[]).await;
+        }
+        if self.backend == Backend::Postgres {
+            return self.insert_license_batch(licenses, audit, POSTGRES_BULK_SETTINGS).await;
         }
         // SQLite has one writer connection: the batch's transaction runs on the one resized here.
         sqlx::query(SQLITE_BULK_CACHE).execute(&self.writer).await?;
-        let inserted = self.insert_license_batch(licenses, audit).await;
+        let inserted = self.insert_license_batch(licenses, audit, &[]).await;
         // The batch's answer stands either way: a cache left large costs memory, not licenses.
         if let Err(err) = sqlx::query(SQLITE_WRITER_CACHE).execute(&self.writer).await {
             tracing::warn!(error = %err, "the SQLite writer's page cache was not set back after a bulk insert");
@@ -337,10 +339,14 @@ impl SqlStore {
         inserted
     }
 
-    async fn insert_license_batch(&self, licenses: &[License], audit: &Audit) -> Result<()> {
+    /// Inserts the licenses in one transaction, run with `settings` (statements scoped to it).
+    async fn insert_license_batch(&self, licenses: &[License], audit: &Audit, settings: &[&str]) -> Result<()> {
         let Some(first) = licenses.first() else { return Ok(()) };
         let at = now();
         let mut tx = self.begin_write().await?;
+        for setting in settings {
+            sqlx::query(setting).execute(&mut *tx).await?;
+        }
         insert_many(&mut tx, self.backend, "licenses", &LICENSE_INSERT_COLUMNS, licenses, |l| license_args(l, 0))
             .await
             .map_err(|e| {
