@@ -47,7 +47,7 @@ enum Command {
         #[command(subcommand)]
         command: SigningKeyCommand,
     },
-    /// Generate licenses in bulk from a generator, with progress (a million takes seconds).
+    /// Generate licenses in bulk from a generator, with progress (a million takes about a minute).
     Generate {
         /// The generator's id.
         #[arg(long)]
