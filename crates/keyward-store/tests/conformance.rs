@@ -1784,6 +1784,78 @@ async fn key_search_is_exact_whether_or_not_the_search_file_has_caught_up() {
     assert_eq!(keys_found(&memory, "amma").await, strings(&["GAMMA-0001"]));
 }
 
+/// A search file of the form before keys were looked up by their start (2c822e9: whole keys in
+/// the trigram table, no index of their starts), with the database's own token, is emptied and
+/// built anew on open; searches stay exact meanwhile.
+#[tokio::test]
+async fn a_search_file_of_the_earlier_form_is_built_anew() {
+    let dir = tempfile::tempdir().unwrap();
+    let database = dir.path().join("keyward.db");
+    let search_file = dir.path().join("keyward.search.db");
+    let store = SqlStore::open(&format!("sqlite://{}", database.display())).await.unwrap();
+    let (product, generator) = catalog(&store, PROD).await;
+    let licenses: Vec<License> =
+        ["ALPHA-0001", "ALPHA-0002", "BETA-0001"].iter().map(|k| testing::license(&generator, &product, k)).collect();
+    store.insert_licenses(&licenses, &audit("license.created")).await.unwrap();
+    store.catch_up_search_index().await.unwrap();
+    store.close().await;
+    drop(store);
+
+    let mut file = sqlx::SqliteConnection::connect(&format!("sqlite://{}", search_file.display())).await.unwrap();
+    for statement in [
+        "DROP TABLE license_key_search",
+        "DROP TABLE license_key_rows",
+        "CREATE VIRTUAL TABLE license_key_search USING fts5(
+            key, license_id UNINDEXED, environment UNINDEXED, tokenize = 'trigram case_sensitive 1', columnsize = 0
+        )",
+        "CREATE TABLE license_key_rows (license_id TEXT PRIMARY KEY NOT NULL, row INTEGER NOT NULL) WITHOUT ROWID",
+    ] {
+        sqlx::query(statement).execute(&mut file).await.unwrap();
+    }
+    for (row, license) in licenses.iter().enumerate() {
+        sqlx::query("INSERT INTO license_key_search (rowid, key, license_id, environment) VALUES ($1, $2, $3, $4)")
+            .bind(row as i64)
+            .bind(license.key.to_lowercase())
+            .bind(&license.id)
+            .bind(PROD)
+            .execute(&mut file)
+            .await
+            .unwrap();
+        sqlx::query("INSERT INTO license_key_rows (license_id, row) VALUES ($1, $2)")
+            .bind(&license.id)
+            .bind(row as i64)
+            .execute(&mut file)
+            .await
+            .unwrap();
+    }
+    file.close().await.unwrap();
+
+    let reopened = SqlStore::open(&format!("sqlite://{}", database.display())).await.unwrap();
+    let expected = [
+        ("alpha", strings(&["ALPHA-0001", "ALPHA-0002"])),
+        ("a-000", strings(&["ALPHA-0001", "ALPHA-0002", "BETA-0001"])),
+        ("ETA-0001", strings(&["BETA-0001"])),
+    ];
+    for (q, keys) in &expected {
+        assert_eq!(&keys_found(&reopened, q).await, keys, "q={q}, while the index is rebuilt");
+    }
+    reopened.catch_up_search_index().await.unwrap();
+    assert_eq!(pending_in(&database).await, 0);
+    for (q, keys) in &expected {
+        assert_eq!(&keys_found(&reopened, q).await, keys, "q={q}, rebuilt");
+    }
+    reopened.close().await;
+    let mut file = sqlx::SqliteConnection::connect(&format!("sqlite://{}", search_file.display())).await.unwrap();
+    let starts: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM sqlite_master WHERE name = 'license_key_starts'")
+        .fetch_one(&mut file)
+        .await
+        .unwrap();
+    assert_eq!(starts, 1, "the index of key starts is back");
+    let heads: Vec<String> =
+        sqlx::query_scalar("SELECT head FROM license_key_search ORDER BY head").fetch_all(&mut file).await.unwrap();
+    assert_eq!(heads, ["a", "a", "b"], "each key's first character apart from the rest");
+}
+
 #[tokio::test]
 async fn many_nodes_migrate_one_postgres_at_once() {
     let Some(database) = testing::PostgresDatabase::create().await else { return };
