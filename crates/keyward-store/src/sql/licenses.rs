@@ -1200,3 +1200,40 @@ impl SqlStore {
         .await
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::testing;
+    use crate::Store;
+    use sqlx::Connection;
+
+    /// A bulk batch's PostgreSQL settings end with its transaction: the pooled connections that
+    /// go on to serve requests keep the server's own.
+    #[tokio::test]
+    async fn bulk_settings_end_with_the_batch() {
+        let Some((store, database)) = testing::fresh_postgres().await else { return };
+        let product = testing::product("production", "Acme Studio");
+        store.create_product(&product, &testing::audit("product.created")).await.unwrap();
+        let generator = testing::generator(&product);
+        store.create_generator(&generator, &testing::audit("generator.created")).await.unwrap();
+        let licenses: Vec<License> =
+            (0..BULK_FROM).map(|i| testing::license(&generator, &product, &format!("BULK-{i:06}"))).collect();
+        store.add_licenses(&licenses, &testing::audit("license.created")).await.unwrap();
+
+        let shown = "SELECT current_setting('work_mem') || ' ' || current_setting('gin_pending_list_limit')";
+        let mut fresh = sqlx::PgConnection::connect(&database.url).await.unwrap();
+        let server: String = sqlx::query_scalar(shown).fetch_one(&mut fresh).await.unwrap();
+        // Every connection the pool holds, the batch's among them, at once.
+        let mut held = Vec::new();
+        for _ in 0..store.writer.size() {
+            held.push(store.writer.acquire().await.unwrap());
+        }
+        for conn in &mut held {
+            let setting: String = sqlx::query_scalar(shown).fetch_one(&mut **conn).await.unwrap();
+            assert_eq!(setting, server);
+        }
+        drop(held);
+        assert!(store.license("production", "BULK-000000").await.unwrap().is_some(), "the batch was written");
+    }
+}
