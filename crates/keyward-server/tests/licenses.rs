@@ -360,6 +360,10 @@ async fn validation_history_is_recorded(mut server: TestServer) {
     let fx = Fixture::new(&admin).await;
     let license = fx.license(&admin, true).await;
     let key = license["key"].as_str().unwrap().to_owned();
+    // PostgreSQL: the node also hears its own announcements of the license, and forgets its
+    // snapshot again; a snapshot reloaded before the queued counts are written answers without
+    // them (bench/README.md, problem 8). Those echoes come first here.
+    tokio::time::sleep(std::time::Duration::from_secs(1)).await;
     for _ in 0..5 {
         app.validate(validate(&key)).await.unwrap();
     }
