@@ -32,11 +32,23 @@ pub struct Snapshot {
     pub activations: Box<[Activation]>,
     /// Validations this node answered since the snapshot was loaded (not yet in `validation_count`).
     pub validations_since_load: AtomicI64,
+    /// `validation_count` was raised above the stored count by the snapshot this one replaced.
+    carried: bool,
 }
 
 impl Snapshot {
     pub fn id(&self) -> String {
         self.id.text()
+    }
+
+    /// Every validation this snapshot knows of: the count it was loaded with and this node's since.
+    fn validations(&self) -> i64 {
+        self.validation_count + self.validations_since_load.load(Ordering::Relaxed)
+    }
+
+    /// Whether a snapshot read afresh could count fewer: some of its validations may still be queued.
+    fn counts_unwritten(&self) -> bool {
+        self.carried || self.validations_since_load.load(Ordering::Relaxed) > 0
     }
 
     pub fn facts(&self) -> LicenseFacts<'_> {
@@ -67,6 +79,7 @@ impl Snapshot {
 
 /// A license id in 16 bytes when it has keyward's own shape (`lic_` and 32 lower-case hex
 /// digits); any other id (say, an imported one) is kept as written.
+#[derive(Clone, PartialEq, Eq, Hash)]
 enum LicenseId {
     Own([u8; 16]),
     Other(Box<str>),
@@ -145,6 +158,8 @@ impl<K: Eq + Hash, V: Clone> Shared<K, V> {
 const MAX_MISSING: usize = 100_000;
 /// How many distinct products, flag sets or emails are shared before new ones are simply copied.
 const MAX_SHARED: usize = 10_000;
+/// How many forgotten snapshots are kept for their counts before all of them are dropped.
+const MAX_FORGOTTEN: usize = 100_000;
 
 /// Keys by environment; `None` remembers that no license has the key, so a flood of wrong keys
 /// never reaches the database.
@@ -157,6 +172,10 @@ pub struct LicenseCache {
     flags: Shared<String, Arc<Value>>,
     emails: Shared<String, Arc<str>>,
     missing: AtomicUsize,
+    /// Snapshots forgotten by a change while their validations may still be queued for writing,
+    /// by license: the next load of the license counts at least as many, so an answer's count
+    /// never goes back (the stored count catches up within a write, and may be lower till then).
+    forgotten: DashMap<LicenseId, Arc<Snapshot>>,
     /// Bumped by every invalidation; a load that raced one is not cached.
     epoch: AtomicU64,
 }
@@ -170,6 +189,7 @@ impl LicenseCache {
             flags: Shared::new(),
             emails: Shared::new(),
             missing: AtomicUsize::new(0),
+            forgotten: DashMap::new(),
             epoch: AtomicU64::new(0),
         }
     }
@@ -187,15 +207,30 @@ impl LicenseCache {
             return Ok(entry.clone());
         }
         let epoch = self.epoch.load(Ordering::Acquire);
-        let loaded = store
-            .license_snapshot(environment, key)
-            .await?
-            .map(|(license, activations)| Arc::new(self.snapshot(license, activations)));
-        if loaded.is_none() && self.missing.fetch_add(1, Ordering::Relaxed) >= MAX_MISSING {
-            self.forget_missing();
+        let Some((license, activations)) = store.license_snapshot(environment, key).await? else {
+            if self.missing.fetch_add(1, Ordering::Relaxed) >= MAX_MISSING {
+                self.forget_missing();
+            }
+            self.remember(entries, hash, None, epoch);
+            return Ok(None);
+        };
+        let mut snapshot = self.snapshot(license, activations);
+        let before = self.forgotten.get(&snapshot.id).map(|kept| Arc::clone(kept.value()));
+        if let Some(before) = &before {
+            // Both counts are at most the true one, so the larger never counts a validation twice.
+            if before.validations() > snapshot.validation_count {
+                snapshot.validation_count = before.validations();
+                snapshot.carried = true;
+            }
         }
-        self.remember(entries, hash, loaded.clone(), epoch);
-        Ok(loaded)
+        let loaded = Arc::new(snapshot);
+        if self.remember(entries, hash, Some(loaded.clone()), epoch) {
+            // Carried into the cached snapshot; a later change forgets that one in turn.
+            if let Some(before) = before {
+                self.forgotten.remove_if(&loaded.id, |_, kept| Arc::ptr_eq(kept, &before));
+            }
+        }
+        Ok(Some(loaded))
     }
 
     /// Caches what was read since `epoch`, unless an invalidation came in between. The epoch is
@@ -262,21 +297,30 @@ impl LicenseCache {
             validation_count: license.validation_count,
             activations: activations.into(),
             validations_since_load: AtomicI64::new(0),
+            carried: false,
         }
     }
 
-    /// Forgets one key's snapshot; the next validation reads it afresh.
+    /// Forgets one key's snapshot; the next validation reads it afresh, counting at least the
+    /// validations this one did.
     pub fn invalidate(&self, environment: &str, key: &str) {
         self.epoch.fetch_add(1, Ordering::AcqRel);
-        if let Some(entries) = self.by_environment.get(environment) {
-            entries.remove(&self.keys.hash(key));
+        let Some(entries) = self.by_environment.get(environment) else { return };
+        let Some((_, Some(before))) = entries.remove(&self.keys.hash(key)) else { return };
+        if before.counts_unwritten() {
+            if self.forgotten.len() >= MAX_FORGOTTEN {
+                self.forgotten.clear();
+            }
+            self.forgotten.insert(before.id.clone(), before);
         }
     }
 
-    /// Forgets every snapshot (a missed cross-node message could have made any of them stale).
+    /// Forgets every snapshot (a missed cross-node message could have made any of them stale),
+    /// and the counts of forgotten ones: answers may count fewer until the queued ones are written.
     pub fn clear(&self) {
         self.epoch.fetch_add(1, Ordering::AcqRel);
         self.by_environment.values().for_each(DashMap::clear);
+        self.forgotten.clear();
         self.missing.store(0, Ordering::Relaxed);
     }
 
@@ -344,6 +388,51 @@ mod tests {
         let epoch = cache.epoch.load(Ordering::Acquire);
         assert!(cache.remember(entries, cache.keys.hash("KEY-1"), None, epoch));
         assert_eq!(cache.len(), 1);
+    }
+
+    #[tokio::test]
+    async fn a_reloaded_snapshot_counts_the_validations_of_the_one_it_replaced() {
+        let (store, _dir) = testing::fresh_sqlite().await;
+        let product = testing::product("production", "Acme");
+        let generator = testing::generator(&product);
+        store.create_product(&product, &testing::audit("product.created")).await.unwrap();
+        store.create_generator(&generator, &testing::audit("generator.created")).await.unwrap();
+        let license = testing::license(&generator, &product, "KEY-1");
+        store.insert_licenses(std::slice::from_ref(&license), &testing::audit("license.created")).await.unwrap();
+        let cache = LicenseCache::new(&["production".to_owned()]);
+        let validate =
+            |snapshot: &Snapshot, times: i64| snapshot.validations_since_load.fetch_add(times, Ordering::Relaxed);
+
+        // forgotten before it validated anything: nothing to carry, nothing kept
+        cache.get(&store, "production", "KEY-1").await.unwrap().unwrap();
+        cache.invalidate("production", "KEY-1");
+        assert!(cache.forgotten.is_empty());
+        // five validations still queued when a change forgets the snapshot
+        validate(&cache.get(&store, "production", "KEY-1").await.unwrap().unwrap(), 5);
+        cache.invalidate("production", "KEY-1");
+        let reloaded = cache.get(&store, "production", "KEY-1").await.unwrap().unwrap();
+        assert_eq!(reloaded.validation_count, 5, "not the stored 0");
+        assert!(cache.forgotten.is_empty(), "carried into the cached snapshot");
+        // forgotten twice before the write (a node's own announcement): still counted
+        validate(&reloaded, 1);
+        cache.invalidate("production", "KEY-1");
+        cache.invalidate("production", "KEY-1");
+        assert_eq!(cache.get(&store, "production", "KEY-1").await.unwrap().unwrap().validation_count, 6);
+        // once written, with two more from another node, the stored count is the larger
+        let records: Vec<_> = (0..8)
+            .map(|_| keyward_store::ValidationRecord {
+                environment: "production".into(),
+                license_id: license.id.clone(),
+                at: Utc::now(),
+                code: keyward_core::ValidationCode::Valid,
+                fingerprint: None,
+                ip: None,
+            })
+            .collect();
+        store.record_validations(&records).await.unwrap();
+        cache.invalidate("production", "KEY-1");
+        assert_eq!(cache.get(&store, "production", "KEY-1").await.unwrap().unwrap().validation_count, 8);
+        assert_eq!(std::mem::size_of::<Snapshot>(), 136, "a bool more fits in what the layout had spare");
     }
 
     #[test]

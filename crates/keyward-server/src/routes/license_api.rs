@@ -197,6 +197,8 @@ async fn validate_key(
         product: request.product.as_deref(),
     };
     let verdict = decide(&facts, &activations, &asked, grace, now);
+    // Counted before an activation forgets the snapshot, so the one read afresh carries it.
+    let extra = snapshot.validations_since_load.fetch_add(1, Ordering::Relaxed) + 1;
     let (code, status, in_grace, activation, fresh) = match verdict {
         Verdict::Answer { code, status, in_grace, activation } => {
             (code, status, in_grace, activation.map(|i| activation_summary(&snapshot.activations[i])), None)
@@ -218,11 +220,13 @@ async fn validate_key(
                     (ValidationCode::DomainLimitReached, status, in_grace, None, None)
                 }
                 Err(keyward_store::StoreError::Refused(Refusal::State(code))) => (code, status, in_grace, None, None),
-                Err(err) => return Err(err.into()),
+                Err(err) => {
+                    snapshot.validations_since_load.fetch_sub(1, Ordering::Relaxed);
+                    return Err(err.into());
+                }
             }
         }
     };
-    let extra = snapshot.validations_since_load.fetch_add(1, Ordering::Relaxed) + 1;
     state.recorder.record(ValidationRecord {
         environment: environment.to_owned(),
         license_id: snapshot.id(),
@@ -232,7 +236,13 @@ async fn validate_key(
         ip: ip.map(|ip| ip.to_string()),
     });
     let summary = match &fresh {
-        Some(after) => license_summary(after, status, 1, Some(now)),
+        // The stored count lacks this node's queued validations; the snapshot's lacks other nodes'.
+        Some(after) => license_summary(
+            after,
+            status,
+            (snapshot.validation_count + extra - after.validation_count).max(1),
+            Some(now),
+        ),
         None => snapshot.summary(status, extra, Some(now)),
     };
     let body = ValidateAnswer {
