@@ -433,4 +433,17 @@ mod tests {
         assert_eq!(sqlite_path("sqlite::memory:"), None);
         assert_eq!(redact_url("postgres://u:secret@db:5432/k"), "postgres://…@db:5432/k");
     }
+
+    /// `.cargo/config.toml` builds SQLite without the global mutexes its connections contended on.
+    #[tokio::test]
+    async fn sqlite_is_built_without_shared_page_cache_or_memory_statistics() {
+        let (store, _dir) = crate::testing::fresh_sqlite().await;
+        let options: Vec<String> = sqlx::query_scalar("SELECT compile_options FROM pragma_compile_options")
+            .fetch_all(&store.writer)
+            .await
+            .unwrap();
+        assert!(options.iter().any(|o| o == "ENABLE_FTS5"), "{options:?}");
+        assert!(!options.iter().any(|o| o == "ENABLE_MEMORY_MANAGEMENT"), "{options:?}");
+        assert!(options.iter().any(|o| o == "DEFAULT_MEMSTATUS=0"), "{options:?}");
+    }
 }
