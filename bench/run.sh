@@ -394,7 +394,8 @@ if [[ $PG == 1 ]]; then
   write_check pg2 "$PG2_URL" "$(sed -n 2p "$RUN/keys.pg.sample")"
 fi
 
-# The most frequent warnings and errors of each server, timestamps and numbers folded away.
+# The most frequent warnings and errors of each server, timestamps and numbers folded away. (awk,
+# not head: under pipefail, a sort that writes after head has gone fails the run with SIGPIPE.)
 summarise_logs() {
   local name file total
   echo "#### What the servers logged (KEYWARD_LOG=warn)"
@@ -404,8 +405,8 @@ summarise_logs() {
     [[ -f $file ]] || continue
     total=$(grep -cE ' (WARN|ERROR) ' "$file" || true)
     echo "- $name: $total warning or error lines"
-    { grep -E ' (WARN|ERROR) ' "$file" || true; } | sed -E 's/^[0-9TZ:.-]+ +//; s/records=[0-9]+/records=N/; s/ (summary|db\.statement)=.*//' \
-      | cut -c1-170 | tr '`' "'" | sort | uniq -c | sort -rn | head -n 5 \
+    { grep -E ' (WARN|ERROR) ' "$file" || true; } | sed -E 's/^[0-9TZ:.-]+ +//; s/records=[0-9]+/records=N/; s/=[0-9]+\.[0-9]+/=N/g; s/ (summary|db\.statement)=.*//' \
+      | cut -c1-170 | tr '`' "'" | sort | uniq -c | sort -rn | awk 'NR <= 5' \
       | while read -r count line; do echo "  - $count × \`$line\`"; done
   done
   echo
