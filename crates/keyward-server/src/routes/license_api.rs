@@ -197,8 +197,8 @@ async fn validate_key(
         product: request.product.as_deref(),
     };
     let verdict = decide(&facts, &activations, &asked, grace, now);
-    // Counted before an activation forgets the snapshot, so the one read afresh carries it.
-    let extra = snapshot.validations_since_load.fetch_add(1, Ordering::Relaxed) + 1;
+    let count = || snapshot.validations_since_load.fetch_add(1, Ordering::Relaxed) + 1;
+    let mut counted = None;
     let (code, status, in_grace, activation, fresh) = match verdict {
         Verdict::Answer { code, status, in_grace, activation } => {
             (code, status, in_grace, activation.map(|i| activation_summary(&snapshot.activations[i])), None)
@@ -209,6 +209,8 @@ async fn validate_key(
             let edit = activation_edit(ActivationKind::Domain, domain, &ActivateRequest::default(), ip, grace, now);
             match state.store.change_license(environment, &snapshot.id(), edit, &audit).await {
                 Ok(changed) => {
+                    // Counted before the snapshot is forgotten, so the one read afresh carries it.
+                    counted = Some(count());
                     state.licenses.invalidate(environment, &request.key);
                     let added = match &changed.activation {
                         ActivationChange::Add(a) => Some(activation_summary(a)),
@@ -220,13 +222,11 @@ async fn validate_key(
                     (ValidationCode::DomainLimitReached, status, in_grace, None, None)
                 }
                 Err(keyward_store::StoreError::Refused(Refusal::State(code))) => (code, status, in_grace, None, None),
-                Err(err) => {
-                    snapshot.validations_since_load.fetch_sub(1, Ordering::Relaxed);
-                    return Err(err.into());
-                }
+                Err(err) => return Err(err.into()),
             }
         }
     };
+    let extra = counted.unwrap_or_else(count);
     state.recorder.record(ValidationRecord {
         environment: environment.to_owned(),
         license_id: snapshot.id(),
