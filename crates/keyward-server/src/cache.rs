@@ -394,13 +394,7 @@ mod tests {
 
     #[tokio::test]
     async fn a_reloaded_snapshot_counts_the_validations_of_the_one_it_replaced() {
-        let (store, _dir) = testing::fresh_sqlite().await;
-        let product = testing::product("production", "Acme");
-        let generator = testing::generator(&product);
-        store.create_product(&product, &testing::audit("product.created")).await.unwrap();
-        store.create_generator(&generator, &testing::audit("generator.created")).await.unwrap();
-        let license = testing::license(&generator, &product, "KEY-1");
-        store.insert_licenses(std::slice::from_ref(&license), &testing::audit("license.created")).await.unwrap();
+        let (store, _dir, license) = testing::sqlite_with_license("KEY-1").await;
         let cache = LicenseCache::new(&["production".to_owned()]);
         let validate =
             |snapshot: &Snapshot, times: i64| snapshot.validations_since_load.fetch_add(times, Ordering::Relaxed);

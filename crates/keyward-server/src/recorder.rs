@@ -146,13 +146,7 @@ mod tests {
 
     #[tokio::test]
     async fn a_full_queue_loses_history_rows_but_never_a_count() {
-        let (store, _dir) = testing::fresh_sqlite().await;
-        let product = testing::product("production", "Acme");
-        let generator = testing::generator(&product);
-        store.create_product(&product, &testing::audit("product.created")).await.unwrap();
-        store.create_generator(&generator, &testing::audit("generator.created")).await.unwrap();
-        let license = testing::license(&generator, &product, "KEY-1");
-        store.insert_licenses(std::slice::from_ref(&license), &testing::audit("license.created")).await.unwrap();
+        let (store, _dir, license) = testing::sqlite_with_license("KEY-1").await;
         let store: Arc<dyn Store> = Arc::new(store);
 
         let (recorder, writer) = Recorder::start_with_queue(store.clone(), 10);

@@ -5,7 +5,7 @@
 //! dropped afterwards. When it is unreachable the PostgreSQL half is skipped with a line on
 //! stderr, unless `KEYWARD_REQUIRE_POSTGRES=1`, which makes that a failure.
 
-use crate::{Audit, Customer, Generator, License, Product, ProductStatus, SqlStore, ValidityRecord};
+use crate::{Audit, Customer, Generator, License, Product, ProductStatus, SqlStore, Store, ValidityRecord};
 use chrono::{DateTime, Utc};
 use keyward_core::ids::{new_id, IdKind};
 use keyward_core::key::KeyFormat;
@@ -39,6 +39,18 @@ pub async fn fresh_sqlite() -> (SqlStore, TempDir) {
     let url = format!("sqlite://{}", dir.path().join("keyward.db").display());
     let store = SqlStore::open(&url).await.expect("opening a fresh SQLite database");
     (store, dir)
+}
+
+/// A fresh SQLite database holding one license, with this key, of a product and generator of its own.
+pub async fn sqlite_with_license(key: &str) -> (SqlStore, TempDir, License) {
+    let (store, dir) = fresh_sqlite().await;
+    let product = product("production", "Acme");
+    let generator = generator(&product);
+    store.create_product(&product, &audit("product.created")).await.expect("a product");
+    store.create_generator(&generator, &audit("generator.created")).await.expect("a generator");
+    let license = license(&generator, &product, key);
+    store.insert_licenses(std::slice::from_ref(&license), &audit("license.created")).await.expect("a license");
+    (store, dir, license)
 }
 
 /// `url` naming the database `name` instead of its own.
