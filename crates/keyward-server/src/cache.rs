@@ -32,8 +32,6 @@ pub struct Snapshot {
     pub activations: Box<[Activation]>,
     /// Validations this node answered since the snapshot was loaded (not yet in `validation_count`).
     pub validations_since_load: AtomicI64,
-    /// `validation_count` was raised above the stored count by the snapshot this one replaced.
-    carried: bool,
 }
 
 impl Snapshot {
@@ -44,11 +42,6 @@ impl Snapshot {
     /// Every validation this snapshot knows of: the count it was loaded with and this node's since.
     fn validations(&self) -> i64 {
         self.validation_count + self.validations_since_load.load(Ordering::Relaxed)
-    }
-
-    /// Whether a snapshot read afresh could count fewer: some of its validations may still be queued.
-    fn counts_unwritten(&self) -> bool {
-        self.carried || self.validations_since_load.load(Ordering::Relaxed) > 0
     }
 
     pub fn facts(&self) -> LicenseFacts<'_> {
@@ -174,9 +167,10 @@ pub struct LicenseCache {
     flags: Shared<String, Arc<Value>>,
     emails: Shared<String, Arc<str>>,
     missing: AtomicUsize,
-    /// Snapshots forgotten by a change while their validations may still be queued for writing,
-    /// by license: the next load of the license counts at least as many, so an answer's count
-    /// never goes back (the stored count catches up within a write, and may be lower till then).
+    /// Snapshots forgotten by a change, by license, until the license is loaded again: that load
+    /// counts at least their validations, some of which may still be queued for writing, so an
+    /// answer's count never goes back. Kept even when they counted none yet: a validation that
+    /// had the snapshot before the change may count on it after.
     forgotten: DashMap<LicenseId, Arc<Snapshot>>,
     /// Bumped by every invalidation; a load that raced one is not cached.
     epoch: AtomicU64,
@@ -220,10 +214,7 @@ impl LicenseCache {
         let before = self.forgotten.get(&snapshot.id).map(|kept| Arc::clone(kept.value()));
         if let Some(before) = &before {
             // Both counts are at most the true one, so the larger never counts a validation twice.
-            if before.validations() > snapshot.validation_count {
-                snapshot.validation_count = before.validations();
-                snapshot.carried = true;
-            }
+            snapshot.validation_count = snapshot.validation_count.max(before.validations());
         }
         let loaded = Arc::new(snapshot);
         if self.remember(entries, hash, Some(loaded.clone()), epoch) {
@@ -231,6 +222,10 @@ impl LicenseCache {
             if let Some(before) = before {
                 self.forgotten.remove_if(&loaded.id, |_, kept| Arc::ptr_eq(kept, &before));
             }
+        } else {
+            // Not cached, and so never forgotten by a change: this validation counts on it, and
+            // the next load must see that, as it would a forgotten one's.
+            self.forget(loaded.clone());
         }
         Ok(Some(loaded))
     }
@@ -299,7 +294,6 @@ impl LicenseCache {
             validation_count: license.validation_count,
             activations: activations.into(),
             validations_since_load: AtomicI64::new(0),
-            carried: false,
         }
     }
 
@@ -308,13 +302,17 @@ impl LicenseCache {
     pub fn invalidate(&self, environment: &str, key: &str) {
         self.epoch.fetch_add(1, Ordering::AcqRel);
         let Some(entries) = self.by_environment.get(environment) else { return };
-        let Some((_, Some(before))) = entries.remove(&self.keys.hash(key)) else { return };
-        if before.counts_unwritten() {
-            if self.forgotten.len() >= MAX_FORGOTTEN {
-                self.forgotten.clear();
-            }
-            self.forgotten.insert(before.id.clone(), before);
+        if let Some((_, Some(before))) = entries.remove(&self.keys.hash(key)) {
+            self.forget(before);
         }
+    }
+
+    /// Keeps a snapshot no longer cached for its counts, until its license is loaded again.
+    fn forget(&self, snapshot: Arc<Snapshot>) {
+        if self.forgotten.len() >= MAX_FORGOTTEN {
+            self.forgotten.clear();
+        }
+        self.forgotten.insert(snapshot.id.clone(), snapshot);
     }
 
     /// Forgets every snapshot (a missed cross-node message could have made any of them stale),
@@ -399,13 +397,12 @@ mod tests {
         let validate =
             |snapshot: &Snapshot, times: i64| snapshot.validations_since_load.fetch_add(times, Ordering::Relaxed);
 
-        // forgotten before it validated anything: nothing to carry, nothing kept
-        cache.get(&store, "production", "KEY-1").await.unwrap().unwrap();
+        // five validations still queued when a change forgets the snapshot, two of them by
+        // requests that had the snapshot before the change and count on it after
+        let first = cache.get(&store, "production", "KEY-1").await.unwrap().unwrap();
+        validate(&first, 3);
         cache.invalidate("production", "KEY-1");
-        assert!(cache.forgotten.is_empty());
-        // five validations still queued when a change forgets the snapshot
-        validate(&cache.get(&store, "production", "KEY-1").await.unwrap().unwrap(), 5);
-        cache.invalidate("production", "KEY-1");
+        validate(&first, 2);
         let reloaded = cache.get(&store, "production", "KEY-1").await.unwrap().unwrap();
         assert_eq!(reloaded.validation_count, 5, "not the stored 0");
         assert!(cache.forgotten.is_empty(), "carried into the cached snapshot");
@@ -428,7 +425,7 @@ mod tests {
         store.record_validations(&records).await.unwrap();
         cache.invalidate("production", "KEY-1");
         assert_eq!(cache.get(&store, "production", "KEY-1").await.unwrap().unwrap().validation_count, 8);
-        assert_eq!(std::mem::size_of::<Snapshot>(), 136, "a bool more fits in what the layout had spare");
+        assert_eq!(std::mem::size_of::<Snapshot>(), 136);
         assert_eq!(std::mem::size_of::<(KeyHash, Option<Arc<Snapshot>>)>(), 24, "a map entry, unpadded");
     }
 
