@@ -429,6 +429,25 @@ mod tests {
         assert_eq!(std::mem::size_of::<(KeyHash, Option<Arc<Snapshot>>)>(), 24, "a map entry, unpadded");
     }
 
+    #[tokio::test]
+    async fn a_snapshot_not_cached_because_a_change_raced_its_load_still_counts() {
+        let (store, _dir, _) = testing::sqlite_with_license("KEY-1").await;
+        let mut raced = 0;
+        for _ in 0..20 {
+            let cache = LicenseCache::new(&["production".to_owned()]);
+            // Another license's change lands while this load waits on the database.
+            let (loaded, ()) = tokio::join!(cache.get(&store, "production", "KEY-1"), async {
+                cache.invalidate("production", "KEY-2")
+            });
+            let loaded = loaded.unwrap().unwrap();
+            raced += usize::from(cache.is_empty());
+            loaded.validations_since_load.fetch_add(4, Ordering::Relaxed);
+            let next = cache.get(&store, "production", "KEY-1").await.unwrap().unwrap();
+            assert_eq!(next.validations(), 4, "cached or not, the next answer counts the four");
+        }
+        assert!(raced > 0, "the change never landed during a load");
+    }
+
     #[test]
     fn license_ids_come_back_as_they_were_written() {
         let own = keyward_core::ids::new_id(keyward_core::ids::IdKind::License);
