@@ -425,6 +425,11 @@ mod tests {
         store.record_validations(&records).await.unwrap();
         cache.invalidate("production", "KEY-1");
         assert_eq!(cache.get(&store, "production", "KEY-1").await.unwrap().unwrap().validation_count, 8);
+    }
+
+    /// The sizes docs/deployment.md's ~230 bytes a cached license is made of.
+    #[test]
+    fn a_cached_license_is_a_snapshot_and_an_unpadded_map_entry() {
         assert_eq!(std::mem::size_of::<Snapshot>(), 136);
         assert_eq!(std::mem::size_of::<(KeyHash, Option<Arc<Snapshot>>)>(), 24, "a map entry, unpadded");
     }
