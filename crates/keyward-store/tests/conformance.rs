@@ -1306,9 +1306,7 @@ async fn a_search_most_keys_match_pages_in_order() {
 /// of another environment: exact, and blind to the other environment's keys, both ways.
 #[tokio::test]
 async fn a_narrow_search_of_many_keys_is_counted_from_its_matches() {
-    let dir = tempfile::tempdir().unwrap();
-    let database = dir.path().join("keyward.db");
-    let store = SqlStore::open(&format!("sqlite://{}", database.display())).await.unwrap();
+    let (store, dir) = testing::fresh_sqlite().await;
     let (product, generator) = catalog(&store, PROD).await;
     let base = now() - Duration::days(1);
     // One key in 11 holds the search: at its start, further in, or both.
@@ -1691,6 +1689,10 @@ async fn pending_in(database: &std::path::Path) -> i64 {
     sqlx::query_scalar("SELECT COUNT(*) FROM license_search_pending").fetch_one(&mut conn).await.unwrap()
 }
 
+async fn open_sqlite_file(database: &std::path::Path) -> SqlStore {
+    SqlStore::open(&format!("sqlite://{}", database.display())).await.unwrap()
+}
+
 fn strings(keys: &[&str]) -> Vec<String> {
     keys.iter().map(|k| k.to_string()).collect()
 }
@@ -1700,10 +1702,9 @@ fn strings(keys: &[&str]) -> Vec<String> {
 /// the file is deleted, and when a backup is opened beside a search file that is not its own.
 #[tokio::test]
 async fn key_search_is_exact_whether_or_not_the_search_file_has_caught_up() {
-    let dir = tempfile::tempdir().unwrap();
+    let (store, dir) = testing::fresh_sqlite().await;
     let database = dir.path().join("keyward.db");
     let search_file = dir.path().join("keyward.search.db");
-    let store = SqlStore::open(&format!("sqlite://{}", database.display())).await.unwrap();
     let (product, generator) = catalog(&store, PROD).await;
     let insert = |keys: &[&str]| {
         let licenses: Vec<License> = keys.iter().map(|k| testing::license(&generator, &product, k)).collect();
@@ -1759,7 +1760,7 @@ async fn key_search_is_exact_whether_or_not_the_search_file_has_caught_up() {
             std::fs::copy(dir.path().join(file), restored.path().join(file)).unwrap();
         }
     }
-    let backup = SqlStore::open(&format!("sqlite://{}", restored.path().join("keyward.db").display())).await.unwrap();
+    let backup = open_sqlite_file(&restored.path().join("keyward.db")).await;
     assert_eq!(keys_found(&backup, "zebra").await, strings(&["ZEBRA-0001", "ZEBRA-0002"]));
     backup.catch_up_search_index().await.unwrap();
     assert_eq!(keys_found(&backup, "zebra").await, strings(&["ZEBRA-0001", "ZEBRA-0002"]));
@@ -1769,7 +1770,7 @@ async fn key_search_is_exact_whether_or_not_the_search_file_has_caught_up() {
     for file in ["keyward.search.db", "keyward.search.db-wal", "keyward.search.db-shm"] {
         let _ = std::fs::remove_file(dir.path().join(file));
     }
-    let reopened = SqlStore::open(&format!("sqlite://{}", database.display())).await.unwrap();
+    let reopened = open_sqlite_file(&database).await;
     reopened.catch_up_search_index().await.unwrap();
     assert_eq!(keys_found(&reopened, "a-000").await, strings(&["ALPHA-0002", "BETA-0001", "ZEBRA-0002"]));
     assert_eq!(pending_in(&database).await, 0);
@@ -1789,10 +1790,9 @@ async fn key_search_is_exact_whether_or_not_the_search_file_has_caught_up() {
 /// built anew on open; searches stay exact meanwhile.
 #[tokio::test]
 async fn a_search_file_of_the_earlier_form_is_built_anew() {
-    let dir = tempfile::tempdir().unwrap();
+    let (store, dir) = testing::fresh_sqlite().await;
     let database = dir.path().join("keyward.db");
     let search_file = dir.path().join("keyward.search.db");
-    let store = SqlStore::open(&format!("sqlite://{}", database.display())).await.unwrap();
     let (product, generator) = catalog(&store, PROD).await;
     let licenses: Vec<License> =
         ["ALPHA-0001", "ALPHA-0002", "BETA-0001"].iter().map(|k| testing::license(&generator, &product, k)).collect();
@@ -1830,7 +1830,7 @@ async fn a_search_file_of_the_earlier_form_is_built_anew() {
     }
     file.close().await.unwrap();
 
-    let reopened = SqlStore::open(&format!("sqlite://{}", database.display())).await.unwrap();
+    let reopened = open_sqlite_file(&database).await;
     let expected = [
         ("alpha", strings(&["ALPHA-0001", "ALPHA-0002"])),
         ("a-000", strings(&["ALPHA-0001", "ALPHA-0002", "BETA-0001"])),
@@ -2116,7 +2116,7 @@ async fn sqlite_backup_is_a_working_copy() {
     store.backup_sqlite(&path).await.unwrap();
     let err = store.backup_sqlite(&path).await.unwrap_err();
     assert!(err.to_string().contains("exists already"), "{err}");
-    let copy = SqlStore::open(&format!("sqlite://{}", path.display())).await.unwrap();
+    let copy = open_sqlite_file(&path).await;
     assert_eq!(copy.license(PROD, "BACKED-UP").await.unwrap(), Some(license));
 
     if let Some((postgres, _database)) = testing::fresh_postgres().await {
