@@ -140,6 +140,26 @@ cpu_ticks() { # "pid [pid]"
 }
 declare -A SERVER_PIDS
 
+# Waits until the processes are idle (at most 5 ticks, 5% of a core, in a second), for two
+# minutes at most, and records how long that took: a node still writing the history of a sweep
+# would otherwise take a core from the next measurement (PostgreSQL's generation did 60 s alone
+# by hand and 83 s in the harness beside the SQLite node's writer).
+settle() { # name "pid [pid]"
+  local waited before after
+  for ((waited = 0; waited < 120; waited++)); do
+    before=$(cpu_ticks "$2")
+    sleep 1
+    after=$(cpu_ticks "$2")
+    if ((after - before <= 5)); then
+      fact "$1.settle_seconds" "$waited"
+      echo "   $1 idle after $waited s" >&2
+      return
+    fi
+  done
+  fact "$1.settle_seconds" "over 120"
+  echo "   $1 still busy after 120 s" >&2
+}
+
 alive() { for pid in "$@"; do kill -0 "$pid" 2>/dev/null || fail "a server (pid $pid) died; see $RUN/logs"; done; }
 
 # One validate answer from a target must be 200, VALID and signed; records the answer's size.
@@ -267,6 +287,7 @@ say "sqlite: validating all $N keys once (cold cache)"
 "$BENCH" sweep --url "$SQLITE_URL" --keys "$RUN/keys.sqlite.all" >"$RUN/sweep.sqlite.json" || fail "the SQLite sweep failed"
 cat "$RUN/sweep.sqlite.json" >&2
 fact sqlite.rss_after_sweep_mb "$(rss_mb "$SQLITE_PID")"
+settle sqlite "$SQLITE_PID"
 
 say "ceiling: starting"
 "$CEILING" 127.0.0.1:0 >"$RUN/logs/ceiling.out" 2>"$RUN/logs/ceiling.err" &
@@ -294,6 +315,7 @@ if [[ $PG == 1 ]]; then
   "$BENCH" sweep --url "$PG2_URL" --keys "$RUN/keys.pg.sample" >"$RUN/sweep.pg2.json" || fail "the PostgreSQL sweep failed"
   cat "$RUN/sweep.pg1.json" >&2
   fact pg.rss_after_sweep_mb "$(rss_mb "$PG1_PID")"
+  settle pg "$PG1_PID $PG2_PID"
 fi
 
 # --- validate: the targets take turns, round by round ------------------------------------------

@@ -349,6 +349,8 @@ fn scale_table(run: &Run, md: &mut String) -> anyhow::Result<()> {
         sweep("sweep.sqlite.json"),
         if pg { sweep("sweep.pg1.json") } else { "–".into() }
     )?;
+    let (s, p) = both("settle_seconds");
+    writeln!(md, "| after the sweep, idle again (history and counts written) after (s) | {s} | {p} |")?;
     let (s, p) = both("rss_idle_mb");
     writeln!(md, "| RSS after start, idle (MB) | {s} | {p} |")?;
     let (s, p) = both("rss_after_sweep_mb");
