@@ -140,6 +140,24 @@ cpu_ticks() { # "pid [pid]"
 }
 declare -A SERVER_PIDS
 
+# Busy CPU ticks of the whole machine so far: user, nice, system, irq, softirq, steal.
+machine_busy() { awk '/^cpu / { print $2 + $3 + $4 + $7 + $8 + $9 }' /proc/stat; }
+
+# Waits until the machine is quiet (at most 10 ticks busy, 10% of a core, in a second), for 30 s
+# at most, and prints the seconds waited: a round then does not share the machine with writes
+# the previous target's round left behind (PostgreSQL's checkpoints after its nodes' rounds ran
+# through the next round of SQLite or of the ceiling).
+quiet() {
+  local waited before after
+  for ((waited = 0; waited < 30; waited++)); do
+    before=$(machine_busy)
+    sleep 1
+    after=$(machine_busy)
+    ((after - before > 10)) || break
+  done
+  echo "$waited"
+}
+
 # Waits until the processes are idle (at most 5 ticks, 5% of a core, in a second), for two
 # minutes at most, and records how long that took: a node still writing the history of a sweep
 # would otherwise take a core from the next measurement (PostgreSQL's generation did 60 s alone
@@ -183,7 +201,9 @@ wrk_run() { # workload target round part url keys threads connections
 
 # A workload against a target: one node, or two nodes at once with half the connections each.
 drive() { # workload target round keys url [url2]
-  local before
+  local before waited
+  waited=$(quiet)
+  fact "quiet_seconds.$1.$2.$3" "$waited"
   before=$(cpu_ticks "${SERVER_PIDS[$2]}")
   if [[ $# -eq 6 ]]; then
     local half_threads=$((THREADS / 2 > 0 ? THREADS / 2 : 1))
@@ -199,7 +219,7 @@ drive() { # workload target round keys url [url2]
   fact "cpu_ticks.$1.$2.$3" $((after - before))
   local requests
   requests=$(sed -n 's/^WRKJSON {"requests":\([0-9]*\).*/\1/p' "$RUN/wrk/$1.$2.$3".*.out | awk '{ s += $1 } END { print s }')
-  echo "   $1 $2 round $3: $requests requests in ${DURATION} s" >&2
+  echo "   $1 $2 round $3: $requests requests in ${DURATION} s (after $waited s waiting for a quiet machine)" >&2
 }
 
 # Seeds a fresh database through the API, then generates N licenses over the customers (timed).
