@@ -47,7 +47,7 @@ enum Command {
         #[command(subcommand)]
         command: SigningKeyCommand,
     },
-    /// Generate licenses in bulk from a generator, with progress (a million: ~35 s on SQLite, 67-85 s on PostgreSQL, 2 cores).
+    /// Generate licenses in bulk from a generator, with progress (a million: ~30-37 s on SQLite, ~57-62 s on PostgreSQL, 2 cores).
     Generate {
         /// The generator's id.
         #[arg(long)]
