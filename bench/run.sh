@@ -143,39 +143,34 @@ declare -A SERVER_PIDS
 # Busy CPU ticks of the whole machine so far: user, nice, system, irq, softirq, steal.
 machine_busy() { awk '/^cpu / { print $2 + $3 + $4 + $7 + $8 + $9 }' /proc/stat; }
 
-# Waits until the machine is quiet (at most 10 ticks busy, 10% of a core, in a second), for 30 s
-# at most, and prints the seconds waited: a round then does not share the machine with writes
-# the previous target's round left behind (PostgreSQL's checkpoints after its nodes' rounds ran
-# through the next round of SQLite or of the ceiling).
-quiet() {
-  local waited before after
-  for ((waited = 0; waited < 30; waited++)); do
-    before=$(machine_busy)
+# Waits until a CPU tick counter (the command and its arguments) grows by at most `ticks` in a
+# second, for `most` seconds at most; prints the seconds waited, or "over <most>".
+wait_idle() { # most ticks command [args]
+  local most=$1 ticks=$2 waited before after
+  shift 2
+  for ((waited = 0; waited < most; waited++)); do
+    before=$("$@")
     sleep 1
-    after=$(machine_busy)
-    ((after - before > 10)) || break
+    after=$("$@")
+    ((after - before > ticks)) || { echo "$waited"; return; }
   done
-  echo "$waited"
+  echo "over $most"
 }
 
-# Waits until the processes are idle (at most 5 ticks, 5% of a core, in a second), for two
-# minutes at most, and records how long that took: a node still writing the history of a sweep
-# would otherwise take a core from the next measurement (PostgreSQL's generation did 60 s alone
-# by hand and 83 s in the harness beside the SQLite node's writer).
+# A round starts once the machine is quiet (10% of a core, 30 s at most), so that it does not
+# share the machine with writes the previous target's round left behind (PostgreSQL's
+# checkpoints after its nodes' rounds ran through the next round of SQLite or of the ceiling).
+quiet() { wait_idle 30 10 machine_busy; }
+
+# After a sweep, waits for the nodes to go idle (5% of a core, two minutes at most) and records
+# how long that took: a node still writing the history of a sweep would otherwise take a core
+# from the next measurement (PostgreSQL's generation did 60 s alone by hand and 83 s in the
+# harness beside the SQLite node's writer).
 settle() { # name "pid [pid]"
-  local waited before after
-  for ((waited = 0; waited < 120; waited++)); do
-    before=$(cpu_ticks "$2")
-    sleep 1
-    after=$(cpu_ticks "$2")
-    if ((after - before <= 5)); then
-      fact "$1.settle_seconds" "$waited"
-      echo "   $1 idle after $waited s" >&2
-      return
-    fi
-  done
-  fact "$1.settle_seconds" "over 120"
-  echo "   $1 still busy after 120 s" >&2
+  local waited
+  waited=$(wait_idle 120 5 cpu_ticks "$2")
+  fact "$1.settle_seconds" "$waited"
+  echo "   $1 idle after $waited s" >&2
 }
 
 alive() { for pid in "$@"; do kill -0 "$pid" 2>/dev/null || fail "a server (pid $pid) died; see $RUN/logs"; done; }

@@ -350,7 +350,7 @@ fn scale_table(run: &Run, md: &mut String) -> anyhow::Result<()> {
         if pg { sweep("sweep.pg1.json") } else { "–".into() }
     )?;
     let (s, p) = both("settle_seconds");
-    writeln!(md, "| after the sweep, idle again (history and counts written) after (s) | {s} | {p} |")?;
+    writeln!(md, "| idle again after the sweep: its history and counts written (s) | {s} | {p} |")?;
     let (s, p) = both("rss_idle_mb");
     writeln!(md, "| RSS after start, idle (MB) | {s} | {p} |")?;
     let (s, p) = both("rss_after_sweep_mb");
