@@ -36,9 +36,13 @@ pub fn postgres_required() -> bool {
 /// A new SQLite database in a temporary folder, migrated; the folder goes with the guard.
 pub async fn fresh_sqlite() -> (SqlStore, TempDir) {
     let dir = tempfile::tempdir().expect("a temporary folder");
-    let url = format!("sqlite://{}", dir.path().join("keyward.db").display());
-    let store = SqlStore::open(&url).await.expect("opening a fresh SQLite database");
+    let store = open_sqlite(&dir.path().join("keyward.db")).await;
     (store, dir)
+}
+
+/// The SQLite database in this file, created when missing.
+pub async fn open_sqlite(database: &std::path::Path) -> SqlStore {
+    SqlStore::open(&format!("sqlite://{}", database.display())).await.expect("opening a SQLite database")
 }
 
 /// A fresh SQLite database holding one license, with this key, of a product and generator of its own.

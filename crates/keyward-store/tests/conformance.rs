@@ -1689,10 +1689,6 @@ async fn pending_in(database: &std::path::Path) -> i64 {
     sqlx::query_scalar("SELECT COUNT(*) FROM license_search_pending").fetch_one(&mut conn).await.unwrap()
 }
 
-async fn open_sqlite_file(database: &std::path::Path) -> SqlStore {
-    SqlStore::open(&format!("sqlite://{}", database.display())).await.unwrap()
-}
-
 fn strings(keys: &[&str]) -> Vec<String> {
     keys.iter().map(|k| k.to_string()).collect()
 }
@@ -1760,7 +1756,7 @@ async fn key_search_is_exact_whether_or_not_the_search_file_has_caught_up() {
             std::fs::copy(dir.path().join(file), restored.path().join(file)).unwrap();
         }
     }
-    let backup = open_sqlite_file(&restored.path().join("keyward.db")).await;
+    let backup = testing::open_sqlite(&restored.path().join("keyward.db")).await;
     assert_eq!(keys_found(&backup, "zebra").await, strings(&["ZEBRA-0001", "ZEBRA-0002"]));
     backup.catch_up_search_index().await.unwrap();
     assert_eq!(keys_found(&backup, "zebra").await, strings(&["ZEBRA-0001", "ZEBRA-0002"]));
@@ -1770,7 +1766,7 @@ async fn key_search_is_exact_whether_or_not_the_search_file_has_caught_up() {
     for file in ["keyward.search.db", "keyward.search.db-wal", "keyward.search.db-shm"] {
         let _ = std::fs::remove_file(dir.path().join(file));
     }
-    let reopened = open_sqlite_file(&database).await;
+    let reopened = testing::open_sqlite(&database).await;
     reopened.catch_up_search_index().await.unwrap();
     assert_eq!(keys_found(&reopened, "a-000").await, strings(&["ALPHA-0002", "BETA-0001", "ZEBRA-0002"]));
     assert_eq!(pending_in(&database).await, 0);
@@ -1830,7 +1826,7 @@ async fn a_search_file_of_the_earlier_form_is_built_anew() {
     }
     file.close().await.unwrap();
 
-    let reopened = open_sqlite_file(&database).await;
+    let reopened = testing::open_sqlite(&database).await;
     let expected = [
         ("alpha", strings(&["ALPHA-0001", "ALPHA-0002"])),
         ("a-000", strings(&["ALPHA-0001", "ALPHA-0002", "BETA-0001"])),
@@ -2116,7 +2112,7 @@ async fn sqlite_backup_is_a_working_copy() {
     store.backup_sqlite(&path).await.unwrap();
     let err = store.backup_sqlite(&path).await.unwrap_err();
     assert!(err.to_string().contains("exists already"), "{err}");
-    let copy = open_sqlite_file(&path).await;
+    let copy = testing::open_sqlite(&path).await;
     assert_eq!(copy.license(PROD, "BACKED-UP").await.unwrap(), Some(license));
 
     if let Some((postgres, _database)) = testing::fresh_postgres().await {
