@@ -94,6 +94,7 @@ pub async fn start(config: &Config) -> anyhow::Result<Running> {
 
     let store: Arc<dyn Store> = store;
     let (recorder, recorder_task) = Recorder::start(store.clone());
+    let last_fold = store.clone();
     let state = AppState {
         store,
         licenses: Arc::new(LicenseCache::new(&environments)),
@@ -136,6 +137,7 @@ pub async fn start(config: &Config) -> anyhow::Result<Running> {
         }
         // Every handle on the recorder is gone with the router: its writer flushes and ends.
         recorder_task.await.context("the validation recorder failed")?;
+        last_fold.fold_validations().await.context("cannot fold the validations journaled")?;
         Ok(())
     });
     tracing::info!(%addr, "keyward is serving");

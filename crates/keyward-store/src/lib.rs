@@ -73,6 +73,10 @@ pub trait Store: Send + Sync + 'static {
     /// wait on one row) into the counts' rows; nothing to do on SQLite. Every few seconds.
     async fn fold_license_counts(&self) -> Result<()>;
 
+    /// Folds the validations SQLite journals into licenses' counts and history (they are read
+    /// as if folded meanwhile); nothing to do on PostgreSQL. When a node starts and stops.
+    async fn fold_validations(&self) -> Result<()>;
+
     // Environments and their settings.
     async fn environments(&self) -> Result<Vec<String>>;
     async fn settings(&self, environment: &str) -> Result<Settings>;

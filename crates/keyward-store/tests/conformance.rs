@@ -2104,6 +2104,67 @@ async fn sqlite_history_writes_reuse_the_log_under_endless_reads() {
     assert_eq!(license.validation_count, 200_000);
 }
 
+/// SQLite journals validations and folds them into counts and history every few seconds. Until
+/// then every read counts them, also after a crash left them there; a fold counts them once,
+/// without the rows of a license deleted meanwhile; an export holds them all the same.
+#[tokio::test]
+async fn sqlite_journaled_validations_are_read_folded_and_survive_a_crash() {
+    let (store, dir) = testing::fresh_sqlite().await;
+    let (product, generator, a) = one_license(&store, "JOURNAL-A").await;
+    let gone = testing::license(&generator, &product, "JOURNAL-GONE");
+    store.insert_licenses(std::slice::from_ref(&gone), &audit("license.created")).await.unwrap();
+    let t0 = now();
+    let record = |license: &License, seconds: i64| ValidationRecord {
+        environment: PROD.into(),
+        license_id: license.id.clone(),
+        at: t0 + Duration::seconds(seconds),
+        code: ValidationCode::Valid,
+        fingerprint: None,
+        ip: None,
+    };
+    store.record_validations(&[record(&a, 1), record(&gone, 2), record(&a, 3)]).await.unwrap();
+    store.record_validations(&[record(&a, 2)]).await.unwrap();
+    store.delete_license(PROD, &gone.id, Box::new(|_| Ok(())), &audit("license.deleted")).await.unwrap();
+
+    let database = dir.path().join("keyward.db");
+    let mut raw = sqlx::SqliteConnection::connect(&format!("sqlite://{}", database.display())).await.unwrap();
+    let journaled = "SELECT COUNT(*) FROM validation_journal";
+    assert_eq!(sqlx::query_scalar::<_, i64>(journaled).fetch_one(&mut raw).await.unwrap(), 4, "not folded yet");
+    let read = store.license(PROD, &a.id).await.unwrap().unwrap();
+    assert_eq!((read.validation_count, read.last_validated_at), (3, Some(t0 + Duration::seconds(3))));
+    let first = store.validations(PROD, &a.id, &list(2)).await.unwrap();
+    assert_eq!((first.total, first.data.len()), (3, 2));
+    let dump = store.export().await.unwrap();
+    let exported = dump.data.licenses.iter().find(|l| l.id == a.id).unwrap();
+    assert_eq!(exported.validation_count, 3);
+    assert_eq!(dump.data.validations, vec![record(&a, 1), record(&a, 3), record(&a, 2)], "none of the deleted license");
+
+    // A crash: the store goes without folding; opened again, it reads what was left.
+    store.close().await;
+    let reopened = testing::open_sqlite(&database).await;
+    let read = reopened.license(PROD, &a.id).await.unwrap().unwrap();
+    assert_eq!((read.validation_count, read.last_validated_at), (3, Some(t0 + Duration::seconds(3))));
+    reopened.fold_validations().await.unwrap();
+    reopened.fold_validations().await.unwrap();
+    assert_eq!(sqlx::query_scalar::<_, i64>(journaled).fetch_one(&mut raw).await.unwrap(), 0);
+    let folded = reopened.license(PROD, &a.id).await.unwrap().unwrap();
+    assert_eq!((folded.validation_count, folded.last_validated_at), (3, Some(t0 + Duration::seconds(3))));
+    // The page read before the fold goes on where it stopped.
+    let rest = reopened.validations(PROD, &a.id, &ListQuery { cursor: first.next_cursor, ..list(2) }).await.unwrap();
+    let seen: Vec<_> = first.data.iter().chain(&rest.data).map(|v| (v.at - t0).num_seconds()).collect();
+    assert_eq!((seen, rest.next_cursor), (vec![3, 2, 1], None));
+    let kept = "SELECT COUNT(*) FROM validations WHERE license_id = $1";
+    assert_eq!(sqlx::query_scalar::<_, i64>(kept).bind(&gone.id).fetch_one(&mut raw).await.unwrap(), 0);
+
+    // Folded while running: counted once, not again from memory.
+    reopened.record_validations(&[record(&a, 9)]).await.unwrap();
+    assert_eq!(reopened.license(PROD, &a.id).await.unwrap().unwrap().validation_count, 4);
+    reopened.fold_validations().await.unwrap();
+    let after = reopened.license(PROD, &a.id).await.unwrap().unwrap();
+    assert_eq!((after.validation_count, after.last_validated_at), (4, Some(t0 + Duration::seconds(9))));
+    assert_eq!(reopened.validations(PROD, &a.id, &list(10)).await.unwrap().total, 4);
+}
+
 #[tokio::test]
 async fn sqlite_backup_is_a_working_copy() {
     let (store, dir) = testing::fresh_sqlite().await;

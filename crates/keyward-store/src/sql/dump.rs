@@ -204,24 +204,47 @@ impl SqlStore {
             rows::customer,
         )
         .await?;
-        let licenses = all(
+        let mut licenses = all(
             conn,
             &format!("SELECT {LICENSE_COLUMNS} FROM {LICENSE_FROM} ORDER BY l.created_at, l.id"),
             rows::license,
         )
         .await?;
+        // Validations the SQLite journal holds, counted as their fold will count them.
+        if self.journal.is_some() {
+            let journaled = all(
+                conn,
+                "SELECT license_id, COUNT(*) AS n, MAX(validated_at) AS latest FROM validation_journal GROUP BY license_id",
+                |row| Ok((row.try_get::<String, _>("license_id")?, (row.try_get::<i64, _>("n")?, row.try_get("latest")?))),
+            )
+            .await?
+            .into_iter()
+            .collect::<std::collections::HashMap<_, _>>();
+            for license in &mut licenses {
+                if let Some(&(count, latest)) = journaled.get(&license.id) {
+                    license.validation_count += count;
+                    license.last_validated_at = license.last_validated_at.max(Some(time(latest)?));
+                }
+            }
+        }
         let activations = all(
             conn,
             &format!("SELECT {} FROM activations ORDER BY created_at, id", rows::activation_columns("", "")),
             |row| rows::activation(row, ""),
         )
         .await?;
-        let validations = all(
-            conn,
-            "SELECT environment, license_id, validated_at, code, fingerprint, ip FROM validations ORDER BY seq",
-            rows::validation,
-        )
-        .await?;
+        let validations = match self.journal {
+            // The journal's rows come after the history's, those of licenses deleted since left out.
+            Some(_) => {
+                "SELECT environment, license_id, validated_at, code, fingerprint, ip FROM ( \
+                 SELECT 0 AS part, seq, environment, license_id, validated_at, code, fingerprint, ip FROM validations \
+                 UNION ALL SELECT 1, j.seq, j.environment, j.license_id, j.validated_at, j.code, j.fingerprint, j.ip \
+                 FROM validation_journal j JOIN licenses l ON l.id = j.license_id AND l.environment = j.environment \
+                 ) ORDER BY part, seq"
+            }
+            None => "SELECT environment, license_id, validated_at, code, fingerprint, ip FROM validations ORDER BY seq",
+        };
+        let validations = all(conn, validations, rows::validation).await?;
         let audit_events =
             all(conn, &format!("SELECT {AUDIT_COLUMNS} FROM audit_events ORDER BY seq"), rows::audit_event).await?;
         let signing_keys = all(
@@ -261,6 +284,9 @@ impl SqlStore {
             other => other,
         })?;
         tx.commit().await?;
+        if self.journal.is_some() {
+            super::journal::past_history(&self.writer).await?;
+        }
         crate::Store::refresh_statistics(self).await
     }
 

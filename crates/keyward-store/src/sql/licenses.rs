@@ -1094,13 +1094,16 @@ impl SqlStore {
         if batch.is_empty() {
             return Ok(());
         }
-        let per_license = per_license(batch.iter().map(|r| (r.license_id.as_str(), r.environment.as_str(), 1, r.at)));
         // The history is what matters here; a log left to grow is only disk.
         if self.backend == Backend::Sqlite {
             if let Err(err) = self.restart_log().await {
                 tracing::warn!(error = %err, "could not start SQLite's write-ahead log over");
             }
         }
+        if let Some(journal) = &self.journal {
+            return self.journal_validations(journal, batch).await;
+        }
+        let per_license = per_license(batch.iter().map(|r| (r.license_id.as_str(), r.environment.as_str(), 1, r.at)));
         let mut tx = self.begin_write().await?;
         let counted = self.add_validation_counts(&mut tx, &per_license).await?;
         // A license deleted since the validation takes its history with it.
@@ -1176,12 +1179,23 @@ impl SqlStore {
         license_id: &str,
         query: &ListQuery,
     ) -> Result<Page<ValidationRecord>> {
+        // The journal may hold rows of a license deleted since: they are not its history.
+        if self.journal.is_some() {
+            let exists = sqlx::query("SELECT 1 AS one FROM licenses WHERE id = $1 AND environment = $2")
+                .bind(license_id)
+                .bind(environment)
+                .fetch_optional(&self.reader)
+                .await?;
+            if exists.is_none() {
+                return Ok(Page { data: Vec::new(), total: 0, next_cursor: None });
+            }
+        }
         let mut filter = Sql::new("WHERE environment = ");
         filter.bind(environment).push(" AND license_id = ").bind(license_id);
         Listing {
             pool: &self.reader,
             columns: "environment, license_id, validated_at, code, fingerprint, ip",
-            from: "validations",
+            from: self.history_from(),
             count_from: None,
             filter,
             keyset: Keyset {

@@ -5,6 +5,7 @@ mod audit;
 mod catalog;
 mod dialect;
 mod dump;
+mod journal;
 mod licenses;
 mod list;
 mod notify;
@@ -44,6 +45,8 @@ pub struct SqlStore {
     search: Option<search::SearchIndexer>,
     /// SQLite: the task that keeps it caught up, stopped with the last handle of the store.
     _indexing: Option<Arc<search::IndexerTask>>,
+    /// SQLite in a file: validations waiting to be folded into counts and history (`journal.rs`).
+    journal: Option<Arc<journal::Journal>>,
     /// For the change listener; holds credentials, so never printed.
     url: Arc<str>,
 }
@@ -148,7 +151,7 @@ impl SqlStore {
                 redact_url(database_url)
             )));
         };
-        let (writer, reader, search) = match backend {
+        let (writer, reader, search, journaled) = match backend {
             Backend::Sqlite => {
                 let (url, memory) = sqlite_url(database_url);
                 let path = sqlite_path(database_url);
@@ -162,7 +165,8 @@ impl SqlStore {
                 if memory {
                     // An in-memory database lives in its one connection: read and index through it.
                     let pool = connect(pool_options(backend, Role::Writer, Some(search::Attach::Memory)), &url).await?;
-                    (pool.clone(), pool.clone(), Some(search::SearchIndexer::new(pool.clone(), pool)))
+                    // Nor a journal: a read holding its gate would wait on the fold's connection.
+                    (pool.clone(), pool.clone(), Some(search::SearchIndexer::new(pool.clone(), pool)), false)
                 } else {
                     let writer = connect(pool_options(backend, Role::Writer, None), &url).await?;
                     let file = path.as_deref().map(search::search_file).ok_or_else(|| {
@@ -171,15 +175,16 @@ impl SqlStore {
                     let file = search::Attach::File(file.to_string_lossy().as_ref().into());
                     let indexer = connect(pool_options(backend, Role::Indexer, Some(file.clone())), &url).await?;
                     let reader = connect(pool_options(backend, Role::Reader, Some(file)), &url).await?;
-                    (writer.clone(), reader, Some(search::SearchIndexer::new(indexer, writer)))
+                    (writer.clone(), reader, Some(search::SearchIndexer::new(indexer, writer)), true)
                 }
             }
             Backend::Postgres => {
                 let pool = connect(pool_options(backend, Role::Writer, None), database_url).await?;
-                (pool.clone(), pool, None)
+                (pool.clone(), pool, None, false)
             }
         };
         backend.migrations().run(&writer).await?;
+        let journal = if journaled { Some(Arc::new(journal::Journal::open(&writer).await?)) } else { None };
         let indexing = match &search {
             Some(search) => {
                 search.open().await?;
@@ -187,7 +192,7 @@ impl SqlStore {
             }
             None => None,
         };
-        Ok(SqlStore { backend, writer, reader, search, _indexing: indexing, url: database_url.into() })
+        Ok(SqlStore { backend, writer, reader, search, _indexing: indexing, journal, url: database_url.into() })
     }
 
     /// Closes every connection; the store is unusable after.
@@ -243,6 +248,10 @@ impl Store for SqlStore {
             sqlx::raw_sql(statement).execute(&self.writer).await?;
         }
         Ok(())
+    }
+
+    async fn fold_validations(&self) -> Result<()> {
+        self.fold_journal().await
     }
 
     async fn ping(&self) -> Result<()> {
@@ -331,11 +340,17 @@ impl Store for SqlStore {
     }
 
     async fn license(&self, environment: &str, id_or_key: &str) -> Result<Option<License>> {
-        self.find_license(environment, id_or_key).await
+        let _reading = self.reading_journal().await;
+        let mut license = self.find_license(environment, id_or_key).await?;
+        self.add_journaled(license.iter_mut());
+        Ok(license)
     }
 
     async fn license_snapshot(&self, environment: &str, key: &str) -> Result<Option<(License, Vec<Activation>)>> {
-        self.snapshot(environment, key).await
+        let _reading = self.reading_journal().await;
+        let mut snapshot = self.snapshot(environment, key).await?;
+        self.add_journaled(snapshot.iter_mut().map(|(license, _)| license));
+        Ok(snapshot)
     }
 
     async fn license_snapshots(
@@ -344,11 +359,17 @@ impl Store for SqlStore {
         after_key: Option<&str>,
         limit: u32,
     ) -> Result<Vec<(License, Vec<Activation>)>> {
-        self.snapshots(environment, after_key, limit).await
+        let _reading = self.reading_journal().await;
+        let mut snapshots = self.snapshots(environment, after_key, limit).await?;
+        self.add_journaled(snapshots.iter_mut().map(|(license, _)| license));
+        Ok(snapshots)
     }
 
     async fn licenses(&self, environment: &str, query: &LicenseQuery) -> Result<Page<License>> {
-        self.list_licenses(environment, query).await
+        let _reading = self.reading_journal().await;
+        let mut page = self.list_licenses(environment, query).await?;
+        self.add_journaled(page.data.iter_mut());
+        Ok(page)
     }
 
     async fn change_license(
@@ -358,7 +379,11 @@ impl Store for SqlStore {
         edit: LicenseEdit,
         audit: &Audit,
     ) -> Result<LicenseChanged> {
-        self.apply_license_change(environment, id_or_key, edit, audit).await
+        // The gate after the change, not around it: a fold holds the one writer while it waits.
+        let mut changed = self.apply_license_change(environment, id_or_key, edit, audit).await?;
+        let _reading = self.reading_journal().await;
+        self.add_journaled([&mut changed.before, &mut changed.after]);
+        Ok(changed)
     }
 
     async fn delete_license(
@@ -393,6 +418,7 @@ impl Store for SqlStore {
         license_id: &str,
         query: &ListQuery,
     ) -> Result<Page<ValidationRecord>> {
+        let _reading = self.reading_journal().await;
         self.list_validations(environment, license_id, query).await
     }
 
