@@ -2163,6 +2163,11 @@ async fn sqlite_journaled_validations_are_read_folded_and_survive_a_crash() {
     let after = reopened.license(PROD, &a.id).await.unwrap().unwrap();
     assert_eq!((after.validation_count, after.last_validated_at), (4, Some(t0 + Duration::seconds(9))));
     assert_eq!(reopened.validations(PROD, &a.id, &list(10)).await.unwrap().total, 4);
+    // The fold turned foreign keys off for itself alone: the one writer checks them again.
+    let stray = testing::product(PROD, "Never Stored");
+    let stray = testing::license(&testing::generator(&stray), &stray, "JOURNAL-STRAY");
+    let err = reopened.insert_licenses(&[stray], &audit("license.created")).await.unwrap_err();
+    assert!(matches!(err, StoreError::Conflict { code: "REFERENCE_NOT_FOUND", .. }), "{err:?}");
 }
 
 #[tokio::test]

@@ -131,14 +131,25 @@ impl SqlStore {
 
     /// One transaction: each license's count and latest time, its history rows in license order,
     /// the journal emptied. Rows of a license deleted since are left out by one sorted lookup
-    /// each; the foreign key would look each up again, so it is off for the fold alone.
+    /// each; the foreign key would look each up again, so it is off for the fold alone. Its sorts
+    /// go to temporary files: in memory they left ~270 MB with glibc after a cold sweep at 1M.
     async fn fold(&self, journal: &Journal) -> Result<()> {
         let mut conn = self.writer.acquire().await?;
-        sqlx::query("PRAGMA foreign_keys = OFF").execute(&mut *conn).await?;
-        let folded = fold_into(&mut conn, journal).await;
-        if sqlx::query("PRAGMA foreign_keys = ON").execute(&mut *conn).await.is_err() {
-            // Never again lend a connection that writes without its foreign keys.
-            conn.close_on_drop();
+        let mut folded = Ok(());
+        for pragma in ["PRAGMA foreign_keys = OFF", "PRAGMA temp_store = FILE"] {
+            if let Err(err) = sqlx::query(pragma).execute(&mut *conn).await {
+                folded = Err(err.into());
+                break;
+            }
+        }
+        if folded.is_ok() {
+            folded = fold_into(&mut conn, journal).await;
+        }
+        for pragma in ["PRAGMA foreign_keys = ON", "PRAGMA temp_store = MEMORY"] {
+            if sqlx::query(pragma).execute(&mut *conn).await.is_err() {
+                // Never again lend a connection that writes without its foreign keys.
+                conn.close_on_drop();
+            }
         }
         folded
     }
