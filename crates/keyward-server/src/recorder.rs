@@ -48,6 +48,7 @@ impl Recorder {
                 }
                 // What waits now, and no more: the overflow is written each round even when
                 // validations arrive faster than they are written.
+                let idle = incoming.is_empty();
                 let mut waiting = incoming.len().max(1);
                 let closed = loop {
                     match incoming.try_recv() {
@@ -69,6 +70,12 @@ impl Recorder {
                 count_overflow(store.as_ref(), &overflowed).await;
                 if closed {
                     break;
+                }
+                // A pause is the time to fold what SQLite journaled, not the next busy second.
+                if idle {
+                    if let Err(err) = store.fold_validations().await {
+                        tracing::warn!(error = %err, "could not fold journaled validations; the next fold takes them");
+                    }
                 }
                 behind = incoming.len() >= BATCH;
             }
@@ -172,5 +179,37 @@ mod tests {
         );
         let history = store.validations("production", &license.id, &keyward_store::ListQuery::default()).await.unwrap();
         assert_eq!(history.total, 10, "the ten that fitted in the queue");
+    }
+
+    /// On SQLite, once validations pause the writer folds the journal into counts and history at
+    /// once, without waiting for the next busy second to pass the fold's interval.
+    #[tokio::test]
+    async fn a_pause_folds_what_sqlite_journaled() {
+        use sqlx::Connection;
+        let (store, dir, license) = testing::sqlite_with_license("KEY-1").await;
+        let store: Arc<dyn Store> = Arc::new(store);
+        let (recorder, _writer) = Recorder::start(store.clone());
+        recorder.record(ValidationRecord {
+            environment: "production".into(),
+            license_id: license.id.clone(),
+            at: Utc::now(),
+            code: ValidationCode::Valid,
+            fingerprint: None,
+            ip: None,
+        });
+        let url = format!("sqlite://{}", dir.path().join("keyward.db").display());
+        let mut raw = sqlx::SqliteConnection::connect(&url).await.unwrap();
+        let folded = "SELECT (SELECT COUNT(*) FROM validations) || '/' || (SELECT COUNT(*) FROM validation_journal)";
+        let mut seen = String::new();
+        // The batch is written after half a second, the fold half a second later.
+        for _ in 0..40 {
+            tokio::time::sleep(Duration::from_millis(100)).await;
+            seen = sqlx::query_scalar(folded).fetch_one(&mut raw).await.unwrap();
+            if seen == "1/0" {
+                break;
+            }
+        }
+        assert_eq!(seen, "1/0", "history rows / journal rows, within 4 s (the fold's own interval is 10 s)");
+        assert_eq!(store.license("production", &license.id).await.unwrap().unwrap().validation_count, 1);
     }
 }

@@ -74,7 +74,8 @@ pub trait Store: Send + Sync + 'static {
     async fn fold_license_counts(&self) -> Result<()>;
 
     /// Folds the validations SQLite journals into licenses' counts and history (they are read
-    /// as if folded meanwhile); nothing to do on PostgreSQL. When a node starts and stops.
+    /// as if folded meanwhile); nothing to do on PostgreSQL, nor with nothing journaled. When
+    /// validations pause and when a node stops.
     async fn fold_validations(&self) -> Result<()>;
 
     // Environments and their settings.

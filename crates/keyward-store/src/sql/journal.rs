@@ -120,10 +120,14 @@ impl SqlStore {
         Ok(())
     }
 
-    /// Folds the whole journal now: when a node stops.
+    /// Folds the whole journal now, unless nothing is journaled: when validations pause and when
+    /// a node stops.
     pub(crate) async fn fold_journal(&self) -> Result<()> {
         let Some(journal) = &self.journal else { return Ok(()) };
         let mut last_fold = journal.writing.lock().await;
+        if journal.pending.lock().unwrap_or_else(|p| p.into_inner()).is_empty() {
+            return Ok(());
+        }
         self.fold(journal).await?;
         *last_fold = Instant::now();
         Ok(())
