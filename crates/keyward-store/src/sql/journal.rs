@@ -1,9 +1,9 @@
 //! SQLite: validations are appended to `validation_journal` and folded into the licenses' counts
-//! and the indexed history every `FOLD_EVERY`, not written into them each half second. At a
-//! million licenses each batch used to dirty one random page of `licenses` and one of the history
-//! index per validation; appending writes a few pages at the journal's end, and a fold, sorted by
-//! license, dirties each page once for many validations. Until a fold, reads add what the journal
-//! holds from memory, so a count is as current as the batch that wrote it.
+//! and the indexed history every `FOLD_EVERY` or when validations pause, not written into them
+//! each half second. At a million licenses each batch used to dirty one random page of `licenses`
+//! and one of the history index per validation; appending writes a few pages at the journal's end,
+//! and a fold, sorted by license, dirties each page once for many validations. Until a fold, reads
+//! add what the journal holds from memory, so a count is as current as the batch that wrote it.
 
 use super::licenses::{validation_args, VALIDATION_INSERT_COLUMNS};
 use super::rows::{insert_many, time};
@@ -158,7 +158,7 @@ impl SqlStore {
         folded
     }
 
-    /// The journal's part of a license's history, as `validations` would list it.
+    /// What a license's history is listed from: the history and, on SQLite, the journal.
     pub(crate) fn history_from(&self) -> &'static str {
         match self.journal {
             Some(_) => {
