@@ -430,6 +430,14 @@ async fn licenses_insert_read_and_isolate() {
         let orphan = License { generator_id: "gen_missing".into(), ..testing::license(&generator, &product, "ORPHAN") };
         let err = store.insert_licenses(&[orphan], &audit("license.created")).await.unwrap_err();
         assert!(matches!(err, StoreError::Conflict { code: "REFERENCE_NOT_FOUND", .. }), "{err:?}");
+        // PostgreSQL checks the product and environment through the generator's row (0009).
+        for orphan in [
+            License { product_id: "prod_missing".into(), ..testing::license(&generator, &product, "ORPHAN") },
+            License { environment: "nowhere".into(), ..testing::license(&generator, &product, "ORPHAN") },
+        ] {
+            let err = store.insert_licenses(&[orphan], &audit("license.created")).await.unwrap_err();
+            assert!(matches!(err, StoreError::Conflict { code: "REFERENCE_NOT_FOUND", .. }), "{err:?}");
+        }
         store.insert_licenses(&[], &audit("license.created")).await.unwrap();
     })
     .await;
