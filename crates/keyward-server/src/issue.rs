@@ -109,28 +109,13 @@ pub async fn insert_generated(
     count: usize,
     audit: &Audit,
 ) -> ApiResult<Vec<License>> {
-    insert_drawn(store, generator, template, draw_keys(generator, count), audit).await
-}
-
-/// Inserts licenses like `template` with `keys` (from `draw_keys`), drawing as many again should
-/// one collide with a stored key. The ids are sorted as the keys are, so every index the batch
-/// goes into is written in one pass along its tree (see `keyward generate`).
-pub async fn insert_drawn(
-    store: &dyn Store,
-    generator: &Generator,
-    template: &License,
-    mut keys: Vec<String>,
-    audit: &Audit,
-) -> ApiResult<Vec<License>> {
-    let count = keys.len();
     for _ in 0..5 {
-        let mut ids: Vec<String> = (0..count).map(|_| new_id(IdKind::License)).collect();
-        ids.sort_unstable();
+        let keys = fresh_keys(generator, count);
         let licenses: Vec<License> =
-            ids.into_iter().zip(keys).map(|(id, key)| License { id, key, ..template.clone() }).collect();
+            keys.into_iter().map(|key| License { id: new_id(IdKind::License), key, ..template.clone() }).collect();
         match store.insert_licenses(&licenses, audit).await {
             Ok(()) => return Ok(licenses),
-            Err(StoreError::DuplicateKey) => keys = draw_keys(generator, count),
+            Err(StoreError::DuplicateKey) => continue,
             Err(err) => return Err(err.into()),
         }
     }
@@ -139,13 +124,6 @@ pub async fn insert_drawn(
         "KEY_SPACE_EXHAUSTED",
         "the generator's keys keep colliding; widen its format",
     ))
-}
-
-/// `count` distinct fresh keys, sorted.
-pub fn draw_keys(generator: &Generator, count: usize) -> Vec<String> {
-    let mut keys: Vec<String> = fresh_keys(generator, count).into_iter().collect();
-    keys.sort_unstable();
-    keys
 }
 
 /// `count` distinct keys (the thread's CSPRNG is not `Send`, so it stays out of async code).

@@ -9,7 +9,7 @@ use keyward_core::offline::verify_file;
 use keyward_core::role::Role;
 use keyward_core::signature::{kid_of, KeyRing};
 use keyward_server::config::{Config, LogFormat};
-use keyward_server::issue::{draft_license, draw_keys, insert_drawn, LicenseDraft};
+use keyward_server::issue::{draft_license, insert_generated, LicenseDraft};
 use keyward_server::keys::{load_or_create_master_key, SigningKeys};
 use keyward_server::serve::open_store;
 use keyward_store::{Audit, Backend, Dump, Store};
@@ -254,29 +254,6 @@ fn generate_batches(backend: Backend, count: usize) -> Vec<usize> {
     sizes
 }
 
-/// Keys are drawn this many at a time and sorted, and each batch takes the next stretch of them:
-/// a batch then goes into its round's share of the key indexes, many keys a page, instead of a
-/// page a key all over them (PostgreSQL's 128 MB of buffers hold a fraction of a million's).
-const GENERATE_ROUND: usize = 250_000;
-
-/// Consecutive batches grouped into rounds of at most `GENERATE_ROUND` licenses (one batch at least).
-fn generate_rounds(batches: Vec<usize>) -> Vec<Vec<usize>> {
-    let mut rounds: Vec<Vec<usize>> = Vec::new();
-    for batch in batches {
-        match rounds.last_mut() {
-            Some(round) if round.iter().sum::<usize>() + batch <= GENERATE_ROUND => round.push(batch),
-            _ => rounds.push(vec![batch]),
-        }
-    }
-    rounds
-}
-
-/// A round's sorted keys cut into its batches, in order.
-fn cut_keys(keys: Vec<String>, sizes: &[usize]) -> Vec<Vec<String>> {
-    let mut keys = keys.into_iter();
-    sizes.iter().map(|&size| keys.by_ref().take(size).collect()).collect()
-}
-
 /// Batches `keyward generate` writes at once. PostgreSQL's server does the index work of a
 /// batch on one core, so two transactions use two (1M licenses: see bench/README.md); SQLite
 /// has one writer.
@@ -309,12 +286,8 @@ async fn generate(
     let started = std::time::Instant::now();
     let audit = cli_audit("license.created");
     let (store_ref, generator, template, audit) = (store.as_ref(), &generator, &template, &audit);
-    let mut batches = futures::stream::iter(generate_rounds(generate_batches(store.backend(), count)))
-        .flat_map(|round| futures::stream::iter(cut_keys(draw_keys(generator, round.iter().sum()), &round)))
-        .map(|keys| async move {
-            let batch = keys.len();
-            insert_drawn(store_ref, generator, template, keys, audit).await.map(|_| batch)
-        })
+    let mut batches = futures::stream::iter(generate_batches(store.backend(), count))
+        .map(|batch| async move { insert_generated(store_ref, generator, template, batch, audit).await.map(|_| batch) })
         .buffer_unordered(generate_writers(store.backend()));
     let mut done = 0;
     while let Some(batch) = batches.next().await {
@@ -359,18 +332,6 @@ mod tests {
     #[test]
     fn the_cli_definition_is_consistent() {
         Cli::command().debug_assert();
-    }
-
-    #[test]
-    fn rounds_keep_the_batches_in_order_and_cut_keys_along_them() {
-        let batches = generate_batches(Backend::Postgres, 1_000_000);
-        let rounds = generate_rounds(batches.clone());
-        assert_eq!(rounds.len(), 4);
-        assert!(rounds.iter().all(|round| round.iter().sum::<usize>() == GENERATE_ROUND));
-        assert_eq!(rounds.concat(), batches);
-        assert_eq!(generate_rounds(vec![GENERATE_ROUND + 1, 3]), [vec![GENERATE_ROUND + 1], vec![3]]);
-        let keys: Vec<String> = (0..7).map(|i| i.to_string()).collect();
-        assert_eq!(cut_keys(keys, &[3, 3, 1]), [vec!["0", "1", "2"], vec!["3", "4", "5"], vec!["6"]]);
     }
 
     #[test]
