@@ -212,20 +212,7 @@ impl SqlStore {
         .await?;
         // Validations the SQLite journal holds, counted as their fold will count them.
         if self.journal.is_some() {
-            let journaled = all(
-                conn,
-                "SELECT license_id, COUNT(*) AS n, MAX(validated_at) AS latest FROM validation_journal GROUP BY license_id",
-                |row| Ok((row.try_get::<String, _>("license_id")?, (row.try_get::<i64, _>("n")?, row.try_get("latest")?))),
-            )
-            .await?
-            .into_iter()
-            .collect::<std::collections::HashMap<_, _>>();
-            for license in &mut licenses {
-                if let Some(&(count, latest)) = journaled.get(&license.id) {
-                    license.validation_count += count;
-                    license.last_validated_at = license.last_validated_at.max(Some(time(latest)?));
-                }
-            }
+            super::journal::add_pending(&super::journal::journaled(conn).await?, &mut licenses);
         }
         let activations = all(
             conn,

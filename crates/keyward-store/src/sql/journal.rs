@@ -21,7 +21,7 @@ use tokio::sync::{RwLock, RwLockReadGuard};
 pub(crate) const FOLD_EVERY: Duration = Duration::from_secs(10);
 
 /// Validations in the journal per license: how many and the latest.
-type Pending = HashMap<String, (i64, DateTime<Utc>)>;
+pub(crate) type Pending = HashMap<String, (i64, DateTime<Utc>)>;
 
 pub(crate) struct Journal {
     pending: Mutex<Pending>,
@@ -37,15 +37,7 @@ impl Journal {
     /// opening stays quick; the first fold takes it.
     pub(crate) async fn open(pool: &AnyPool) -> Result<Journal> {
         past_history(pool).await?;
-        let rows = sqlx::query(
-            "SELECT license_id, COUNT(*) AS n, MAX(validated_at) AS latest FROM validation_journal GROUP BY license_id",
-        )
-        .fetch_all(pool)
-        .await?;
-        let mut pending = Pending::with_capacity(rows.len());
-        for row in &rows {
-            pending.insert(row.try_get("license_id")?, (row.try_get("n")?, time(row.try_get("latest")?)?));
-        }
+        let pending = journaled(&mut *pool.acquire().await?).await?;
         Ok(Journal {
             pending: Mutex::new(pending),
             gate: RwLock::new(()),
@@ -59,6 +51,33 @@ impl Journal {
             let (count, latest) = pending.entry(record.license_id.clone()).or_insert((0, record.at));
             *count += 1;
             *latest = (*latest).max(record.at);
+        }
+    }
+}
+
+/// What the journal holds per license, as `conn` sees it.
+pub(crate) async fn journaled(conn: &mut AnyConnection) -> Result<Pending> {
+    let rows = sqlx::query(
+        "SELECT license_id, COUNT(*) AS n, MAX(validated_at) AS latest FROM validation_journal GROUP BY license_id",
+    )
+    .fetch_all(conn)
+    .await?;
+    let mut pending = Pending::with_capacity(rows.len());
+    for row in &rows {
+        pending.insert(row.try_get("license_id")?, (row.try_get("n")?, time(row.try_get("latest")?)?));
+    }
+    Ok(pending)
+}
+
+/// Adds to each license the validations `pending` holds for it.
+pub(crate) fn add_pending<'a>(pending: &Pending, licenses: impl IntoIterator<Item = &'a mut License>) {
+    if pending.is_empty() {
+        return;
+    }
+    for license in licenses {
+        if let Some(&(count, latest)) = pending.get(&license.id) {
+            license.validation_count += count;
+            license.last_validated_at = license.last_validated_at.max(Some(latest));
         }
     }
 }
@@ -90,16 +109,7 @@ impl SqlStore {
     /// Adds to each license the validations the journal holds for it (within `reading_journal`).
     pub(crate) fn add_journaled<'a>(&self, licenses: impl IntoIterator<Item = &'a mut License>) {
         let Some(journal) = &self.journal else { return };
-        let pending = journal.pending.lock().unwrap_or_else(|p| p.into_inner());
-        if pending.is_empty() {
-            return;
-        }
-        for license in licenses {
-            if let Some(&(count, latest)) = pending.get(&license.id) {
-                license.validation_count += count;
-                license.last_validated_at = license.last_validated_at.max(Some(latest));
-            }
-        }
+        add_pending(&journal.pending.lock().unwrap_or_else(|p| p.into_inner()), licenses);
     }
 
     /// Appends the batch to the journal, and folds it when `FOLD_EVERY` has passed.
